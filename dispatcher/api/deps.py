@@ -1,0 +1,48 @@
+"""FastAPI dependencies: the request's database session and the account behind its Bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import redis
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from dispatcher import stats
+from dispatcher.accounts import account_for_token
+from dispatcher.config import Settings, get_settings
+from dispatcher.db.models import Account
+from dispatcher.db.session import session_factory
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `dispatcher accounts create NAME`")
+
+
+def get_session() -> Iterator[Session]:
+    with session_factory()() as session:
+        yield session
+
+
+def get_account(
+    session: Annotated[Session, Depends(get_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request,
+) -> Account:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing Bearer token", {"WWW-Authenticate": "Bearer"})
+    account = account_for_token(session, credentials.credentials)
+    if account is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+    request.state.account_id = account.id
+    return account
+
+
+def get_redis() -> redis.Redis:
+    return stats.get_redis()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+AccountDep = Annotated[Account, Depends(get_account)]
+RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,119 @@
+"""`/v1/campaigns`: submit either documented payload, list, details, and per-recipient messages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatcher import enqueue, views
+from dispatcher.api.deps import AccountDep, RedisDep, SessionDep, SettingsDep
+from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
+from dispatcher.db.models import Campaign, Contact, Message, Run, Sender
+from dispatcher.errors import NotFound
+from dispatcher.submission import submit
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+StatusFilter = Literal["ALL", "PENDING", "SENT", "FAILED", "PAUSED", "CANCELLED"]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS, openapi_extra=CAMPAIGN_BODY)
+def create_campaign(
+    payload: Annotated[dict[str, Any], Body(description="The SMS campaign object or the WhatsApp-style envelope")],
+    session: SessionDep,
+    account: AccountDep,
+    r: RedisDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> dict[str, Any]:
+    """Validate and accept a campaign. Nothing is queued unless every recipient and field is valid."""
+    result = submit(session, account.id, payload, settings, idempotency_key=idempotency_key)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    elif result.runs_to_start:
+        enqueue.start_runs(result.runs_to_start)
+    return views.details(session, r, result.campaign)
+
+
+@router.get("", responses=ERRORS)
+def list_campaigns(
+    session: SessionDep,
+    account: AccountDep,
+    r: RedisDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    status_: Annotated[StatusFilter, Query(alias="status")] = "ALL",
+) -> dict[str, Any]:
+    """The account's campaigns, newest first, with live stats."""
+    query = select(Campaign).where(Campaign.account_id == account.id)
+    if status_ != "ALL":
+        query = query.where(Campaign.status == status_)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    campaigns = session.scalars(query.order_by(Campaign.id.desc()).offset((page - 1) * limit).limit(limit)).all()
+    runs = session.scalars(select(Run).where(Run.campaign_id.in_([c.id for c in campaigns]))).all()
+    counts = views.run_counts(r, runs)
+    senders = {s.id: s for s in session.scalars(select(Sender).where(Sender.account_id == account.id))}
+    data = [
+        views.summary(c, senders.get(c.sender_id), [run for run in runs if run.campaign_id == c.id], counts)
+        for c in campaigns
+    ]
+    return {"data": data, "page": page, "limit": limit, "total": total}
+
+
+def _own(session: Session, account_id: int, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
+    if campaign is None or campaign.account_id != account_id:
+        raise NotFound("campaign", campaign_id)
+    return campaign
+
+
+@router.get("/{campaign_id}", responses=ERRORS)
+def get_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
+    """One campaign in the SMS document's CampaignDetails shape, plus runs and error summary."""
+    return views.details(session, r, _own(session, account.id, campaign_id))
+
+
+@router.get("/{campaign_id}/messages", responses=ERRORS)
+def list_messages(
+    campaign_id: str,
+    session: SessionDep,
+    account: AccountDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+) -> dict[str, Any]:
+    """Every recipient's message: rendered body, status, attempts, provider id and error."""
+    campaign = _own(session, account.id, campaign_id)
+    query = (
+        select(Message, Contact)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.campaign_id == campaign.id)
+    )
+    if status_:
+        query = query.where(Message.status == status_)
+    rows = session.execute(query.order_by(Message.id).offset((page - 1) * limit).limit(limit)).all()
+    data = [
+        {
+            "id": str(m.id),
+            "runId": str(m.run_id),
+            "contactId": str(m.contact_id),
+            "phone": m.phone,
+            "name": c.name,
+            "body": m.body,
+            "encoding": m.encoding,
+            "segments": m.segments,
+            "status": m.status,
+            "attempts": m.attempts,
+            "providerMessageId": m.provider_message_id,
+            "errorCode": m.error_code,
+            "error": m.error_text,
+            "sentAt": views.iso(m.sent_at),
+        }
+        for m, c in rows
+    ]
+    return {"data": data, "page": page, "limit": limit}

@@ -1,0 +1,157 @@
+"""`/v1/contacts` and `/v1/groups`: the audience of campaigns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatcher import contacts as store
+from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.openapi import ERRORS
+from dispatcher.db.models import Contact, Group, GroupMember
+from dispatcher.errors import Collector, NotFound, SpecError
+from dispatcher.schemas import ContactCreate, GroupCreate, GroupMembersAdd, GroupPublic
+from dispatcher.views import contact_view
+
+contacts_router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
+groups_router = APIRouter(prefix="/v1/groups", tags=["groups"])
+
+
+def _fields(body: ContactCreate) -> store.ContactFields:
+    return store.ContactFields(body.name, body.firstName, body.lastName, body.sex, body.fields or None)
+
+
+def upsert(session: Session, account_id: int, body: ContactCreate) -> tuple[Contact, bool]:
+    """Create the contact, or update the given fields of the one with that phone."""
+    phone = str(body.phone)
+    existing = store.by_phones(session, account_id, [phone]).get(phone)
+    if existing is not None:
+        store.apply(existing, _fields(body))
+        return existing, False
+    return store.create(session, account_id, phone, _fields(body)), True
+
+
+@contacts_router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_contact(body: ContactCreate, session: SessionDep, account: AccountDep, response: Response) -> dict[str, Any]:
+    """Create a contact; posting a phone that exists updates it (200)."""
+    contact, created = upsert(session, account.id, body)
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return contact_view(contact)
+
+
+@contacts_router.get("", responses=ERRORS)
+def list_contacts(
+    session: SessionDep,
+    account: AccountDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    phone: str | None = None,
+) -> dict[str, Any]:
+    query = select(Contact).where(Contact.account_id == account.id)
+    if phone:
+        query = query.where(Contact.phone == ("+" + phone.lstrip("+ ")))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Contact.id).offset((page - 1) * limit).limit(limit)).all()
+    return {"data": [contact_view(c) for c in rows], "page": page, "limit": limit, "total": total}
+
+
+@contacts_router.get("/{contact_id}", responses=ERRORS)
+def get_contact(contact_id: str, session: SessionDep, account: AccountDep) -> dict[str, Any]:
+    return contact_view(_own_contact(session, account.id, contact_id))
+
+
+def _own_contact(session: Session, account_id: int, contact_id: str) -> Contact:
+    contact = session.get(Contact, int(contact_id)) if contact_id.isdigit() else None
+    if contact is None or contact.account_id != account_id:
+        raise NotFound("contact", contact_id)
+    return contact
+
+
+def _own_group(session: Session, account_id: int, group_id: str) -> Group:
+    group = session.get(Group, int(group_id)) if group_id.isdigit() else None
+    if group is None or group.account_id != account_id:
+        raise NotFound("group", group_id)
+    return group
+
+
+def _group_public(session: Session, group: Group) -> GroupPublic:
+    size = session.scalar(select(func.count()).where(GroupMember.group_id == group.id)) or 0
+    return GroupPublic(id=str(group.id), name=group.name, size=size, createdAt=group.created_at)
+
+
+def _member_ids(session: Session, account_id: int, raw_ids: list[str | int], errors: Collector) -> list[int]:
+    ids = [store.parse_id(x) for x in raw_ids]
+    found = store.by_ids(session, account_id, (i for i in ids if i is not None))
+    for index, (raw, ident) in enumerate(zip(raw_ids, ids, strict=True)):
+        if ident is None or ident not in found:
+            errors.add(("contactIds", index), f"contact {raw!r} does not exist in this account", "not_found")
+    return [i for i in ids if i is not None and i in found]
+
+
+@groups_router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_group(body: GroupCreate, session: SessionDep, account: AccountDep) -> GroupPublic:
+    if session.scalar(select(Group.id).where(Group.account_id == account.id, Group.name == body.name)):
+        raise SpecError.single(("name",), f"a group named {body.name!r} already exists")
+    errors = Collector()
+    ids = _member_ids(session, account.id, body.contactIds, errors)
+    errors.raise_if_any()
+    group = Group(account_id=account.id, name=body.name)
+    session.add(group)
+    session.flush()
+    store.add_members(session, group.id, ids)
+    session.commit()
+    return _group_public(session, group)
+
+
+@groups_router.get("", responses=ERRORS)
+def list_groups(session: SessionDep, account: AccountDep) -> dict[str, Any]:
+    rows = session.scalars(select(Group).where(Group.account_id == account.id).order_by(Group.id)).all()
+    return {"data": [_group_public(session, g) for g in rows]}
+
+
+@groups_router.get("/{group_id}", responses=ERRORS)
+def get_group(group_id: str, session: SessionDep, account: AccountDep) -> GroupPublic:
+    return _group_public(session, _own_group(session, account.id, group_id))
+
+
+@groups_router.post("/{group_id}/contacts", responses=ERRORS)
+def add_group_contacts(
+    group_id: str, body: GroupMembersAdd, session: SessionDep, account: AccountDep
+) -> dict[str, Any]:
+    """Add saved contacts by id and/or contacts by phone (created or updated) to the group."""
+    group = _own_group(session, account.id, group_id)
+    errors = Collector()
+    ids = _member_ids(session, account.id, body.contactIds, errors)
+    errors.raise_if_any()
+    for contact_in in body.contacts:
+        contact, _ = upsert(session, account.id, contact_in)
+        session.flush()
+        ids.append(contact.id)
+    added = store.add_members(session, group.id, ids)
+    session.commit()
+    return {"added": added, "group": _group_public(session, group)}
+
+
+@groups_router.get("/{group_id}/contacts", responses=ERRORS)
+def list_group_contacts(
+    group_id: str,
+    session: SessionDep,
+    account: AccountDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    group = _own_group(session, account.id, group_id)
+    rows = session.scalars(
+        select(Contact)
+        .join(GroupMember, GroupMember.contact_id == Contact.id)
+        .where(GroupMember.group_id == group.id)
+        .order_by(Contact.id)
+        .offset((page - 1) * limit)
+        .limit(limit)
+    ).all()
+    return {"data": [contact_view(c) for c in rows], "page": page, "limit": limit}

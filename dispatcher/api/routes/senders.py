@@ -1,0 +1,88 @@
+"""`/v1/senders`: who a campaign is sent from. Provider settings are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, status
+from sqlalchemy import select
+
+from dispatcher import senders
+from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.openapi import ERRORS
+from dispatcher.db.models import Sender
+from dispatcher.errors import NotFound, SpecError
+from dispatcher.schemas import SenderCreate, SenderPublic
+
+router = APIRouter(prefix="/v1/senders", tags=["senders"])
+
+# The settings each provider cannot work without (checked at creation, not at the first send).
+REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "sandbox": (),
+    "twilio": ("account_sid", "auth_token"),
+    "whatsapp_cloud": ("phone_number_id", "access_token"),
+}
+
+
+def public(sender: Sender) -> SenderPublic:
+    return SenderPublic(
+        id=str(sender.id),
+        channel=sender.channel,
+        label=sender.label,
+        provider=sender.provider,
+        active=sender.active,
+        default=sender.is_default,
+        rate=sender.rate,
+        burst=sender.burst,
+        createdAt=sender.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) -> SenderPublic:
+    """Add a sender. The first active sender of a channel becomes the account's default for it."""
+    missing = [k for k in REQUIRED_SETTINGS[body.provider] if not body.settings.get(k)]
+    if body.provider == "twilio" and not (body.settings.get("messaging_service_sid") or body.settings.get("from")):
+        missing.append("from")
+    if missing:
+        raise SpecError.single(("settings",), f"{body.provider} needs settings: {', '.join(missing)}", "missing")
+    base_url = body.settings.get("base_url")
+    if base_url is not None and not httpx.URL(str(base_url)).scheme.startswith("http"):
+        raise SpecError.single(("settings", "base_url"), "base_url must be an http(s) URL")
+    if session.scalar(
+        select(Sender.id).where(
+            Sender.account_id == account.id, Sender.channel == body.channel, Sender.label == body.label
+        )
+    ):
+        raise SpecError.single(("label",), f"a {body.channel} sender labelled {body.label!r} already exists")
+    sender = Sender(
+        account_id=account.id,
+        channel=body.channel,
+        label=body.label,
+        provider=body.provider,
+        settings=body.settings,
+        active=body.active,
+        rate=body.rate,
+        burst=body.burst,
+    )
+    session.add(sender)
+    session.flush()
+    if body.default or (body.active and senders.default_sender(session, account.id, body.channel) is None):
+        senders.make_default(session, sender)
+    session.commit()
+    return public(sender)
+
+
+@router.get("", responses=ERRORS)
+def list_senders(session: SessionDep, account: AccountDep) -> dict[str, Any]:
+    rows = session.scalars(select(Sender).where(Sender.account_id == account.id).order_by(Sender.id)).all()
+    return {"data": [public(s) for s in rows]}
+
+
+@router.get("/{sender_id}", responses=ERRORS)
+def get_sender(sender_id: str, session: SessionDep, account: AccountDep) -> SenderPublic:
+    sender = session.get(Sender, int(sender_id)) if sender_id.isdigit() else None
+    if sender is None or sender.account_id != account.id:
+        raise NotFound("sender", sender_id)
+    return public(sender)

@@ -1,0 +1,64 @@
+"""Settings: every knob comes from a `DISPATCHER_*` environment variable through this one class."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The dispatcher's configuration, shared by the API, the workers, beat and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", env_ignore_empty=True, extra="ignore")
+
+    database_url: str = "sqlite:///dispatcher.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Empty means "the same as redis_url" (resolved in the validator below).
+    broker_url: str = ""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Where the CLI reaches the API; empty means http://{api_host}:{api_port}.
+    api_url: str = ""
+    api_token: SecretStr | None = None
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8025
+    flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
+
+    schedule_grid_minutes: int = Field(default=15, ge=1, le=60)
+    timezone: str = "UTC"
+
+    # Sending engine.
+    worker_concurrency: int = Field(default=16, ge=1, le=512)
+    publish_batch_size: int = Field(default=500, ge=1, le=10_000)
+    send_lease_seconds: int = Field(default=120, ge=5)
+    max_send_attempts: int = Field(default=6, ge=1, le=50)
+    provider_connect_timeout: float = 3.0
+    provider_read_timeout: float = 10.0
+
+    # Where `dispatcher up` keeps its private Redis, logs and the demo token.
+    state_dir: Path = Path(".dispatcher")
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.broker_url:
+            self.broker_url = self.redis_url
+        if not self.api_url:
+            self.api_url = f"http://{self.api_host}:{self.api_port}"
+        return self
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.sandbox_host}:{self.sandbox_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

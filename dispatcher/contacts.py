@@ -1,0 +1,116 @@
+"""Contacts and groups of an account: look-ups and the phone-keyed upsert shared by the API and submission."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher.db.models import Contact, Group, GroupMember, utcnow
+
+
+@dataclass(slots=True)
+class ContactFields:
+    """Fields a submission may set on a contact; None means "leave as it is"."""
+
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    sex: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+def parse_id(raw: object) -> int | None:
+    """Our ids are integers; clients may send them as strings. Anything else matches nothing."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw.strip())
+    return None
+
+
+def by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Contact]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Contact).where(Contact.account_id == account_id, Contact.id.in_(wanted)))
+    return {c.id: c for c in rows}
+
+
+def by_phones(session: Session, account_id: int, phones: Iterable[str]) -> dict[str, Contact]:
+    found: dict[str, Contact] = {}
+    wanted = list(set(phones))
+    # Chunked: SQLite caps bound parameters, and a 100k IN-list is slow everywhere.
+    for start in range(0, len(wanted), 900):
+        chunk = wanted[start : start + 900]
+        rows = session.scalars(select(Contact).where(Contact.account_id == account_id, Contact.phone.in_(chunk)))
+        found.update((c.phone, c) for c in rows)
+    return found
+
+
+def apply(contact: Contact, given: ContactFields) -> None:
+    """Update only the fields that were given, so a campaign naming a phone does not erase a saved name."""
+    changed = False
+    for attr in ("name", "first_name", "last_name", "sex"):
+        value = getattr(given, attr)
+        if value is not None and getattr(contact, attr) != value:
+            setattr(contact, attr, value)
+            changed = True
+    if given.fields:
+        merged = {**(contact.fields or {}), **given.fields}
+        if merged != contact.fields:
+            contact.fields = merged
+            changed = True
+    if changed:
+        contact.updated_at = utcnow()
+
+
+def create(session: Session, account_id: int, phone: str, given: ContactFields) -> Contact:
+    contact = Contact(account_id=account_id, phone=phone, fields={})
+    apply(contact, given)
+    session.add(contact)
+    return contact
+
+
+def groups_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Group]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Group).where(Group.account_id == account_id, Group.id.in_(wanted)))
+    return {g.id: g for g in rows}
+
+
+def members_of(session: Session, group_ids: Sequence[int]) -> list[Contact]:
+    """Members of the groups, in group order then contact id, each contact once."""
+    seen: set[int] = set()
+    out: list[Contact] = []
+    for group_id in group_ids:
+        rows = session.scalars(
+            select(Contact)
+            .join(GroupMember, GroupMember.contact_id == Contact.id)
+            .where(GroupMember.group_id == group_id)
+            .order_by(Contact.id)
+        )
+        for contact in rows:
+            if contact.id not in seen:
+                seen.add(contact.id)
+                out.append(contact)
+    return out
+
+
+def add_members(session: Session, group_id: int, contact_ids: Iterable[int]) -> int:
+    """Add contacts to a group; returns how many were not members yet."""
+    ids = set(contact_ids)
+    present = set(
+        session.scalars(
+            select(GroupMember.contact_id).where(GroupMember.group_id == group_id, GroupMember.contact_id.in_(ids))
+        )
+    )
+    new = ids - present
+    session.add_all(GroupMember(group_id=group_id, contact_id=cid) for cid in sorted(new))
+    return len(new)

@@ -1,0 +1,26 @@
+"""The wire contract between producers and workers: task names and queues.
+
+Names are explicit strings, never derived from module paths, so moving code never strands messages
+that are already in the broker. Keep them backward compatible across rolling deploys.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SUBMIT_CAMPAIGN: Final = "dispatcher.submit_campaign"
+START_RUN: Final = "dispatcher.start_run"
+SEND_MESSAGE: Final = "dispatcher.send_message"
+TICK: Final = "dispatcher.tick"
+RECONCILE: Final = "dispatcher.reconcile"
+
+QUEUE_CAMPAIGNS: Final = "campaigns"
+QUEUE_SEND_SMS: Final = "send.sms"
+QUEUE_SEND_WHATSAPP: Final = "send.whatsapp"
+
+ALL_QUEUES: Final = (QUEUE_CAMPAIGNS, QUEUE_SEND_SMS, QUEUE_SEND_WHATSAPP)
+
+
+def send_queue(channel: str) -> str:
+    """The queue that carries send tasks for a channel ('sms' or 'whatsapp')."""
+    return QUEUE_SEND_WHATSAPP if channel == "whatsapp" else QUEUE_SEND_SMS

@@ -1,0 +1,32 @@
+"""Every Redis key the dispatcher uses, in one place. Nothing else builds key strings.
+
+All keys share the `dsp:` prefix so an operator can find (and a test can delete) exactly ours.
+"""
+
+from __future__ import annotations
+
+PREFIX = "dsp:"
+
+
+def run_stats(run_id: int) -> str:
+    """Hash of live counters for one run: total, sent, failed, skipped, unknown, delivered, read."""
+    return f"{PREFIX}run:{run_id}:stats"
+
+
+def sender_limiter(sender_id: int) -> str:
+    """GCRA theoretical arrival time for one sender (shared by every worker)."""
+    return f"{PREFIX}rl:{sender_id}"
+
+
+def sender_pause(sender_id: int) -> str:
+    """Set while the provider told us to slow down; its PTTL is the remaining pause."""
+    return f"{PREFIX}rl:{sender_id}:pause"
+
+
+def campaign_control(campaign_id: int) -> str:
+    """Pause/cancel flag checked by every send task (value: 'paused' or 'cancelled')."""
+    return f"{PREFIX}campaign:{campaign_id}:control"
+
+
+def lock(name: str) -> str:
+    return f"{PREFIX}lock:{name}"

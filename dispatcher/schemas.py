@@ -1,0 +1,94 @@
+"""Request and response models of the resources API (senders, contacts, groups), named by role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dispatcher.phones import PhoneError, normalize
+
+Scalar = str | int | float | bool | None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SenderCreate(_In):
+    channel: Literal["sms", "whatsapp"] = "sms"
+    label: str = Field(min_length=1, max_length=100, description='The SMS sender name ("My Sender") or WhatsApp id')
+    provider: Literal["sandbox", "twilio", "whatsapp_cloud"] = "sandbox"
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Provider base URL and credentials. Stored, never returned or logged."
+    )
+    active: bool = True
+    default: bool = False
+    rate: float = Field(default=10.0, gt=0, le=10_000, description="Messages per second")
+    burst: int = Field(default=10, ge=1, le=100_000)
+
+
+class SenderPublic(BaseModel):
+    id: str
+    channel: str
+    label: str
+    provider: str
+    active: bool
+    default: bool
+    rate: float
+    burst: int
+    createdAt: datetime
+
+
+class ContactCreate(_In):
+    phone: str | int
+    name: str | None = Field(default=None, max_length=200)
+    firstName: str | None = Field(default=None, max_length=100)
+    lastName: str | None = Field(default=None, max_length=100)
+    sex: Literal["M", "F"] | None = None
+    fields: dict[str, Scalar] = Field(default_factory=dict, description="Custom fields, used as @name in texts")
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | int) -> str:
+        try:
+            return normalize(value)
+        except PhoneError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ContactPublic(BaseModel):
+    id: str
+    phone: str
+    name: str | None
+    firstName: str | None
+    lastName: str | None
+    sex: str | None
+    fields: dict[str, Any]
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class GroupCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
+
+
+class GroupPublic(BaseModel):
+    id: str
+    name: str
+    size: int
+    createdAt: datetime
+
+
+class GroupMembersAdd(_In):
+    contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
+    contacts: list[ContactCreate] = Field(default_factory=list, max_length=100_000)
+
+
+class Page(BaseModel):
+    data: list[Any]
+    page: int
+    limit: int
+    total: int

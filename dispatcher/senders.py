@@ -1,0 +1,69 @@
+"""Senders of an account: the SMS sender name or WhatsApp number, its provider and its send rate."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher.contacts import parse_id
+from dispatcher.db.models import Sender
+from dispatcher.errors import Collector, Loc
+
+
+def find(session: Session, account_id: int, channel: str, ref: str | int) -> Sender | None:
+    """A sender by id or by label ("My Sender"), within the account and channel."""
+    ident = parse_id(ref)
+    query = select(Sender).where(Sender.account_id == account_id, Sender.channel == channel)
+    if ident is not None:
+        by_id = session.scalar(query.where(Sender.id == ident))
+        if by_id is not None:
+            return by_id
+    return session.scalar(query.where(Sender.label == str(ref)))
+
+
+def default_sender(session: Session, account_id: int, channel: str) -> Sender | None:
+    return session.scalar(
+        select(Sender).where(
+            Sender.account_id == account_id,
+            Sender.channel == channel,
+            Sender.active.is_(True),
+            Sender.is_default.is_(True),
+        )
+    )
+
+
+def resolve_sender(
+    session: Session, account_id: int, channel: str, ref: str | int | None, loc: Loc, errors: Collector
+) -> tuple[Sender | None, str | None]:
+    """The seed's rule: the named sender "will go if active or will use the default sender".
+
+    Returns the sender and, when the default stood in, a warning saying why.
+    """
+    named = find(session, account_id, channel, ref) if ref not in (None, "") else None
+    if named is not None and named.active:
+        return named, None
+    fallback = default_sender(session, account_id, channel)
+    if fallback is None:
+        if ref in (None, ""):
+            reason = f"no sender given and the account has no active default {channel} sender"
+        elif named is None:
+            reason = f"sender {ref!r} does not exist and the account has no active default {channel} sender"
+        else:
+            reason = f"sender {ref!r} is inactive and the account has no active default {channel} sender"
+        errors.add(loc, reason, "sender")
+        return None, None
+    if ref in (None, ""):
+        return fallback, None
+    why = "does not exist" if named is None else "is inactive"
+    return fallback, f"sender {ref!r} {why}: the default sender {fallback.label!r} is used"
+
+
+def make_default(session: Session, sender: Sender) -> None:
+    """Only one default per account and channel."""
+    for other in session.scalars(
+        select(Sender).where(
+            Sender.account_id == sender.account_id, Sender.channel == sender.channel, Sender.id != sender.id
+        )
+    ):
+        other.is_default = False
+    sender.is_default = True

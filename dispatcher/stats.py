@@ -1,0 +1,87 @@
+"""Live run counters in Redis. Writers change them only after winning a state transition in the database.
+
+A run's hash holds `total` and one field per final outcome. `pending` is derived, never stored:
+pending = total - sent - failed - skipped - unknown. `delivered` and `read` count messages already
+counted as sent (they are later stages of a sent message).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+import redis
+
+from dispatcher import keys
+from dispatcher.config import get_settings
+
+FINAL_FIELDS = ("sent", "failed", "skipped", "unknown")
+FIELDS = ("total", *FINAL_FIELDS, "delivered", "read")
+# Counters of a finished run stay readable this long; the database snapshot outlives them.
+FINISHED_TTL_SECONDS = 7 * 24 * 3600
+
+
+@lru_cache(maxsize=4)
+def _client(url: str, pid: int) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def get_redis(url: str | None = None) -> redis.Redis:
+    """The process's Redis client (a thread-safe pool; one per pid so no socket crosses a fork)."""
+    return _client(url or get_settings().redis_url, os.getpid())
+
+
+def as_counts(raw: Mapping[str, str | int | None]) -> dict[str, int]:
+    counts = {f: int(raw.get(f) or 0) for f in FIELDS}
+    counts["pending"] = max(0, counts["total"] - sum(counts[f] for f in FINAL_FIELDS))
+    return counts
+
+
+def init_run(r: redis.Redis, run_id: int, total: int) -> None:
+    """Set a run's total; the other fields start at zero and are never reset by a re-run of this call."""
+    key = keys.run_stats(run_id)
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(key, "total", total)
+    for f in FIELDS[1:]:
+        pipe.hsetnx(key, f, 0)
+    pipe.execute()
+
+
+def bump(r: redis.Redis, run_id: int, field: str, by: int = 1, *, undo: str | None = None) -> dict[str, int]:
+    """Add to one counter (and optionally take one from `undo`) and return the run's counts, in one round trip."""
+    key = keys.run_stats(run_id)
+    pipe = r.pipeline(transaction=True)
+    pipe.hincrby(key, field, by)
+    if undo:
+        pipe.hincrby(key, undo, -by)
+    pipe.hgetall(key)
+    return as_counts(pipe.execute()[-1])
+
+
+def read(r: redis.Redis, run_ids: Iterable[int]) -> dict[int, dict[str, int] | None]:
+    """Counts per run; None where Redis has no counters (expired or lost: use the database snapshot)."""
+    ids = list(run_ids)
+    pipe = r.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.hgetall(keys.run_stats(run_id))
+    return {run_id: (as_counts(raw) if raw else None) for run_id, raw in zip(ids, pipe.execute(), strict=True)}
+
+
+def overwrite(r: redis.Redis, run_id: int, counts: Mapping[str, int], *, finished: bool = False) -> None:
+    """Replace a run's counters (a rebuild from the database, or the final snapshot)."""
+    key = keys.run_stats(run_id)
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping={f: int(counts.get(f, 0)) for f in FIELDS})
+    if finished:
+        pipe.expire(key, FINISHED_TTL_SECONDS)
+    pipe.execute()
+
+
+def total(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out = dict.fromkeys((*FIELDS, "pending"), 0)
+    for c in counts:
+        for f in out:
+            out[f] += int(c.get(f, 0))
+    return out

@@ -1,0 +1,131 @@
+"""Campaign answers in the SMS document's `CampaignDetails` shape, with live stats read from Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatcher import stats
+from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, Sender
+
+# Details list this many recipients; the rest are paged at /v1/campaigns/{id}/messages.
+CONTACTS_IN_DETAILS = 1000
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def run_counts(r: redis.Redis, runs: Sequence[Run]) -> dict[int, dict[str, int]]:
+    """Live counters per run; the database snapshot where Redis has none (a finished run after its TTL)."""
+    live = stats.read(r, [run.id for run in runs]) if runs else {}
+    out: dict[int, dict[str, int]] = {}
+    for run in runs:
+        counts = live.get(run.id)
+        out[run.id] = counts if counts is not None else stats.as_counts(run.stats or {})
+    return out
+
+
+def summary(
+    campaign: Campaign, sender: Sender | None, runs: Sequence[Run], counts: dict[int, dict[str, int]]
+) -> dict[str, Any]:
+    total = stats.total(counts[run.id] for run in runs)
+    if not runs:
+        total["total"] = total["pending"] = int((campaign.summary or {}).get("recipients", 0))
+    return {
+        "id": str(campaign.id),
+        "name": campaign.name,
+        "type": campaign.type,
+        "channel": campaign.channel,
+        "status": campaign.status,
+        "statusReason": campaign.status_reason,
+        "text": campaign.text,
+        "senderId": str(campaign.sender_id),
+        "senderLabel": sender.label if sender else None,
+        "scheduledDate": iso(campaign.scheduled_at),
+        "recurring": campaign.recurring,
+        "timezone": campaign.timezone,
+        "stats": total,
+        "createdAt": iso(campaign.created_at),
+        "updatedAt": iso(campaign.updated_at),
+    }
+
+
+def details(session: Session, r: redis.Redis, campaign: Campaign) -> dict[str, Any]:
+    runs = session.scalars(select(Run).where(Run.campaign_id == campaign.id).order_by(Run.fire_at)).all()
+    counts = run_counts(r, runs)
+    body = summary(campaign, session.get(Sender, campaign.sender_id), runs, counts)
+    body["contacts"] = _contacts(session, campaign, runs)
+    body["errors"] = _errors(session, [run.id for run in runs])
+    body["runs"] = [
+        {
+            "id": str(run.id),
+            "fireAt": iso(run.fire_at),
+            "status": run.status,
+            "statusReason": run.status_reason,
+            "startedAt": iso(run.started_at),
+            "finishedAt": iso(run.finished_at),
+            "stats": counts[run.id],
+        }
+        for run in runs
+    ]
+    body.update({k: v for k, v in (campaign.summary or {}).items() if k != "recipients"})
+    body["recipients"] = int((campaign.summary or {}).get("recipients", 0))
+    return body
+
+
+def _contacts(session: Session, campaign: Campaign, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Recipients of the latest run with their message status (or, before any run, the listed contacts)."""
+    started = [run for run in runs if run.started_at is not None]
+    if not started:
+        rows = session.scalars(
+            select(Contact)
+            .join(CampaignContact, CampaignContact.contact_id == Contact.id)
+            .where(CampaignContact.campaign_id == campaign.id)
+            .order_by(CampaignContact.position)
+            .limit(CONTACTS_IN_DETAILS)
+        ).all()
+        return [contact_view(c) for c in rows]
+    result = session.execute(
+        select(Contact, Message.status, Message.error_code, Message.error_text)
+        .join(Message, Message.contact_id == Contact.id)
+        .where(Message.run_id == started[-1].id)
+        .order_by(Message.id)
+        .limit(CONTACTS_IN_DETAILS)
+    ).all()
+    return [{**contact_view(c), "status": status, "errorCode": code, "error": text} for c, status, code, text in result]
+
+
+_NOT_SENT = (MessageStatus.FAILED, MessageStatus.UNKNOWN, MessageStatus.SKIPPED)
+
+
+def _errors(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
+    """Why messages were not sent, grouped by provider code (reads those rows only, through the status index)."""
+    if not run_ids:
+        return []
+    rows = session.execute(
+        select(Message.error_code, func.min(Message.error_text), func.count())
+        .where(Message.run_id.in_(run_ids), Message.status.in_(_NOT_SENT))
+        .group_by(Message.error_code)
+        .order_by(func.count().desc())
+        .limit(20)
+    ).all()
+    return [{"code": code, "error": text, "count": int(n)} for code, text, n in rows]
+
+
+def contact_view(c: Contact) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "phone": c.phone,
+        "name": c.name,
+        "firstName": c.first_name,
+        "lastName": c.last_name,
+        "sex": c.sex,
+        "fields": c.fields or {},
+        "createdAt": iso(c.created_at),
+        "updatedAt": iso(c.updated_at),
+    }

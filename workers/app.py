@@ -1,0 +1,37 @@
+"""The Celery application (`celery -A workers.app worker`). Each non-default setting says why."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from beat_schedule.schedule import BEAT_SCHEDULE
+from dispatcher import contracts
+from dispatcher.config import get_settings
+
+settings = get_settings()
+
+app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks"])
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    # Outcomes live in the database and Redis counters; a result backend would only add writes.
+    task_ignore_result=True,
+    task_default_queue=contracts.QUEUE_CAMPAIGNS,
+    # Sends are short and guarded by a database claim, so redelivery is safe and loss is not.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    # One reserved task per slot keeps the backlog in Redis, where every worker can take it.
+    worker_prefetch_multiplier=1,
+    # Below kombu's default visibility timeout, so no countdown outlives it; set identically everywhere.
+    broker_transport_options={"visibility_timeout": 3600, "socket_keepalive": True, "health_check_interval": 25},
+    broker_connection_retry_on_startup=True,
+    task_time_limit=120,
+    task_soft_time_limit=90,
+    worker_hijack_root_logger=False,
+    # Flower and metrics need events.
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    timezone="UTC",
+    enable_utc=True,
+    beat_schedule=BEAT_SCHEDULE,
+)

@@ -1,0 +1,143 @@
+"""Start a run: claim it, write one message row per recipient, set the counters, publish the sends.
+
+The claim (`queued -> running`) and the message rows commit together, so a crash either leaves the
+run queued (the task is redelivered: acks_late) or fully materialised (the reconciler republishes
+messages whose send task never arrived). Recipient lists never travel inside a task: each send task
+carries one message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher import contacts as contact_store
+from dispatcher import stats
+from dispatcher.composer import compose_sms
+from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus
+from dispatcher.personalisation import custom_variables, missing_fields
+from dispatcher.submission import to_person
+from workers.completion import finish_run
+
+INSERT_CHUNK = 1000
+
+Publisher = Callable[[list[int], str], None]
+
+
+def claim_run(session: Session, run_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        .values(status=RunStatus.RUNNING, started_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def audience(session: Session, campaign: Campaign) -> Iterator[tuple[Contact, dict[str, Any] | None]]:
+    """The recipients at fire time: listed contacts first, then current group members, each contact once."""
+    seen: set[int] = set()
+    rows = session.execute(
+        select(Contact, CampaignContact.data)
+        .join(CampaignContact, CampaignContact.contact_id == Contact.id)
+        .where(CampaignContact.campaign_id == campaign.id)
+        .order_by(CampaignContact.position)
+    )
+    for contact, data in rows:
+        if contact.id not in seen:
+            seen.add(contact.id)
+            yield contact, data
+    for contact in contact_store.members_of(session, campaign.group_ids or []):
+        if contact.id not in seen:
+            seen.add(contact.id)
+            yield contact, None
+
+
+def materialise(session: Session, run: Run, campaign: Campaign, lease_until: datetime) -> tuple[int, int]:
+    """Insert the run's message rows, rendered now; returns (rows, rows skipped)."""
+    assert campaign.text is not None
+    custom = custom_variables(campaign.text)
+    base = {"run_id": run.id, "campaign_id": campaign.id, "account_id": run.account_id, "sender_id": campaign.sender_id}
+    batch: list[dict[str, Any]] = []
+    count = skipped = 0
+    for contact, _data in audience(session, campaign):
+        person = to_person(contact)
+        row = {**base, "contact_id": contact.id, "phone": contact.phone}
+        missing = missing_fields(person, custom)
+        if missing:
+            # The contact lost a field since submission: say so instead of sending a broken text.
+            row.update(
+                status=MessageStatus.SKIPPED,
+                segments=0,
+                error_code="variable",
+                error_text="missing field " + ", ".join("@" + m for m in missing),
+            )
+            skipped += 1
+        else:
+            composed = compose_sms(campaign.text, person)
+            row.update(
+                status=MessageStatus.QUEUED,
+                body=composed.body,
+                encoding=composed.encoding,
+                segments=composed.segments,
+                lease_until=lease_until,
+            )
+        batch.append(row)
+        count += 1
+        if len(batch) >= INSERT_CHUNK:
+            session.execute(insert(Message), batch)
+            batch = []
+    if batch:
+        session.execute(insert(Message), batch)
+    return count, skipped
+
+
+def queued_ids(session: Session, run_id: int, chunk: int) -> Iterator[list[int]]:
+    """Ids of the run's queued messages, in chunks, by keyset so 100k rows never sit in memory at once."""
+    last = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(Message.id)
+                .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED, Message.id > last)
+                .order_by(Message.id)
+                .limit(chunk)
+            )
+        )
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def start_run(
+    session: Session,
+    run_id: int,
+    publish: Publisher,
+    *,
+    chunk: int = 500,
+    lease: float = 120.0,
+    now: datetime | None = None,
+) -> int:
+    """Returns the number of send tasks published (0 if another worker already started this run)."""
+    now = now or datetime.now(UTC)
+    if not claim_run(session, run_id, now):
+        session.rollback()
+        return 0
+    run = session.get_one(Run, run_id)
+    campaign = session.get_one(Campaign, run.campaign_id)
+    total, skipped = materialise(session, run, campaign, now + timedelta(seconds=lease))
+    session.commit()
+    stats.overwrite(stats.get_redis(), run_id, {"total": total, "skipped": skipped})
+
+    published = 0
+    for ids in queued_ids(session, run_id, chunk):
+        publish(ids, campaign.channel)
+        published += len(ids)
+    if published == 0:
+        reason = "no recipient could be messaged" if total else "no recipients at fire time"
+        finish_run(session, run_id, reason=reason)
+    return published

@@ -1,0 +1,31 @@
+"""One httpx client per process, shared by every thread of the worker's pool."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import httpx
+
+from dispatcher.config import get_settings
+
+
+@lru_cache(maxsize=2)
+def _client(pid: int) -> httpx.Client:
+    settings = get_settings()
+    size = settings.worker_concurrency
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            connect=settings.provider_connect_timeout,
+            read=settings.provider_read_timeout,
+            write=5.0,
+            pool=5.0,
+        ),
+        limits=httpx.Limits(max_connections=size * 2, max_keepalive_connections=size * 2),
+        headers={"User-Agent": "campaign-dispatcher/0.1"},
+    )
+
+
+def get_client() -> httpx.Client:
+    # Keyed by pid: a connection pool must never be shared across fork().
+    return _client(os.getpid())

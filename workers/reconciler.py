@@ -1,0 +1,94 @@
+"""Nothing lost: republish messages whose lease expired, and finish runs that went quiet.
+
+A `queued` message past its lease lost its send task (a publish that never happened, a broker
+restart); it is simply published again: the claim makes a duplicate harmless. A `sending` message
+past its lease belonged to a worker that died mid-send: the request may have reached the provider,
+so it is re-sent only through providers that deduplicate by our message id, and is otherwise
+marked `unknown` rather than sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dispatcher import stats
+from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
+from workers.completion import finish_run
+from workers.providers.registry import is_idempotent
+
+BATCH = 1000
+Publisher = Callable[[list[int], str], None]
+
+
+def reconcile(
+    session: Session, publish: Publisher, *, lease_seconds: float = 120.0, now: datetime | None = None
+) -> dict[str, int]:
+    now = now or datetime.now(UTC)
+    requeued, unknown = _expire_claims(session, now)
+    republished = _republish_queued(session, now, publish, timedelta(seconds=lease_seconds))
+    finished = _finish_quiet_runs(session)
+    return {"requeued": requeued, "unknown": unknown, "republished": republished, "finished": finished}
+
+
+def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:
+    rows = session.execute(
+        select(Message.id, Message.run_id, Sender.provider, Sender.settings)
+        .join(Sender, Sender.id == Message.sender_id)
+        .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
+        .limit(BATCH)
+    ).all()
+    requeued = unknown = 0
+    for row in rows:
+        resend = is_idempotent(row.provider, row.settings or {})
+        values = (
+            {"status": MessageStatus.QUEUED, "lease_until": now}
+            if resend
+            else {
+                "status": MessageStatus.UNKNOWN,
+                "lease_until": None,
+                "error_code": "lease",
+                "error_text": "worker lost during the provider call; not re-sent to avoid a duplicate",
+            }
+        )
+        won = session.execute(
+            update(Message)
+            .where(Message.id == row.id, Message.status == MessageStatus.SENDING, Message.lease_until < now)
+            .values(**values)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if won and resend:
+            requeued += 1
+        elif won:
+            unknown += 1
+            stats.bump(stats.get_redis(), row.run_id, "unknown")
+    return requeued, unknown
+
+
+def _republish_queued(session: Session, now: datetime, publish: Publisher, lease: timedelta) -> int:
+    rows = session.execute(
+        select(Message.id, Sender.channel)
+        .join(Sender, Sender.id == Message.sender_id)
+        .where(Message.status == MessageStatus.QUEUED, Message.lease_until < now)
+        .order_by(Message.id)
+        .limit(BATCH * 10)
+    ).all()
+    by_channel: dict[str, list[int]] = {}
+    for row in rows:
+        by_channel.setdefault(row.channel, []).append(row.id)
+    for channel, ids in by_channel.items():
+        # Push the lease forward first, so the next reconcile does not publish them again at once.
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            session.execute(update(Message).where(Message.id.in_(chunk)).values(lease_until=now + lease))
+            session.commit()
+            publish(chunk, channel)
+    return len(rows)
+
+
+def _finish_quiet_runs(session: Session) -> int:
+    running = session.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)).all()
+    return sum(1 for run_id in running if finish_run(session, run_id))

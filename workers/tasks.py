@@ -1,0 +1,72 @@
+"""Thin Celery tasks: each reads its arguments, calls the logic module, and publishes follow-ups.
+
+Task names are explicit strings from `dispatcher.contracts`; the logic never sees Celery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from celery import Task
+
+from beat_schedule import ticker
+from dispatcher import contracts, stats
+from dispatcher.config import get_settings
+from dispatcher.db.session import session_factory
+from workers import fanout, reconciler, sending
+from workers.app import app
+from workers.http import get_client
+
+log = structlog.get_logger(__name__)
+
+
+def publish_sends(message_ids: list[int], channel: str, countdown: float | None = None) -> None:
+    """Publish one send task per message through one producer (one connection, no per-task pool checkout)."""
+    queue = contracts.send_queue(channel)
+    with app.producer_or_acquire() as producer:
+        for message_id in message_ids:
+            send_message.apply_async((message_id,), queue=queue, producer=producer, countdown=countdown)
+
+
+def publish_start(run_id: int, eta: datetime | None = None) -> None:
+    start_run.apply_async((run_id,), queue=contracts.QUEUE_CAMPAIGNS, eta=eta)
+
+
+@app.task(name=contracts.START_RUN, bind=True, max_retries=None)
+def start_run(self: Task, run_id: int) -> dict[str, Any]:
+    settings = get_settings()
+    with session_factory()() as session:
+        published = fanout.start_run(
+            session, run_id, publish_sends, chunk=settings.publish_batch_size, lease=settings.send_lease_seconds
+        )
+    log.info("run started", run_id=run_id, published=published)
+    return {"run_id": run_id, "published": published}
+
+
+@app.task(name=contracts.SEND_MESSAGE, bind=True, max_retries=None)
+def send_message(self: Task, message_id: int) -> str:
+    settings = get_settings()
+    with session_factory()() as session:
+        outcome = sending.send_one(session, message_id, client=get_client(), r=stats.get_redis(), settings=settings)
+    if outcome.retry_in is not None:
+        # A fresh message, not self.retry(): throttling must not eat the retry budget, and the
+        # attempt count lives on the message row where every worker sees it.
+        queue = contracts.send_queue(outcome.channel)
+        send_message.apply_async((message_id,), queue=queue, countdown=outcome.retry_in)
+    return outcome.status
+
+
+@app.task(name=contracts.TICK)
+def tick() -> dict[str, int]:
+    """Publish runs that are due (scheduled ones at their exact time, as ETA tasks) and lost ones."""
+    with session_factory()() as session:
+        return ticker.tick(session, get_settings(), publish_start)
+
+
+@app.task(name=contracts.RECONCILE)
+def reconcile() -> dict[str, int]:
+    """Republish messages whose lease expired (lost publish, killed worker) and finish quiet runs."""
+    with session_factory()() as session:
+        return reconciler.reconcile(session, publish_sends, lease_seconds=get_settings().send_lease_seconds)
