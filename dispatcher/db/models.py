@@ -49,12 +49,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# JSON None is SQL NULL, not the string 'null'.
+Json = JSON(none_as_null=True)
+
 # Integer primary keys everywhere; messages get a BigInteger because a busy account makes billions.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: Json, list[str]: Json}
 
 
 class Channel(enum.StrEnum):
@@ -200,13 +203,13 @@ class Campaign(Base):
     text: Mapped[str | None] = mapped_column(Text)
     template_id: Mapped[int | None] = mapped_column(Integer)
     scheduled_at: Mapped[datetime | None] = mapped_column()
-    recurring: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    recurring: Mapped[dict[str, Any] | None] = mapped_column(Json)
     timezone: Mapped[str | None] = mapped_column(String(64))
     recurring_until: Mapped[datetime | None] = mapped_column()
-    conversation_tags: Mapped[list[str] | None] = mapped_column(JSON)
+    conversation_tags: Mapped[list[str] | None] = mapped_column(Json)
     trigger: Mapped[str | None] = mapped_column(String(32))
     # The audience as submitted: groups are expanded again at each run's fire time.
-    group_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    group_ids: Mapped[list[int]] = mapped_column(Json, default=list)
     # What the 201 answer reported (recipients, encoding, segments...), replayed for an Idempotency-Key.
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -223,7 +226,7 @@ class CampaignContact(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    data: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class Run(Base):
@@ -266,7 +269,7 @@ class Message(Base):
     phone: Mapped[str] = mapped_column(String(20))
     # Rendered once when the run starts; send_message renders nothing.
     body: Mapped[str | None] = mapped_column(Text)
-    template_params: Mapped[list[str] | None] = mapped_column(JSON)
+    template_params: Mapped[list[str] | None] = mapped_column(Json)
     encoding: Mapped[str | None] = mapped_column(String(8))
     segments: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED)
@@ -291,5 +294,5 @@ class Rejection(Base):
     account_id: Mapped[int | None] = mapped_column(Integer)
     task_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

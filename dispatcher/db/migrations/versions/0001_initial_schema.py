@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:13:36.488652
+Create Date: 2026-11-22 03:37:36.308144
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -30,8 +31,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
         sa.Column("task_id", sa.String(length=64), nullable=True),
-        sa.Column("reason", sa.JSON(), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=True),
+        sa.Column("reason", sa.JSON(none_as_null=True), nullable=False),
+        sa.Column("payload", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -59,7 +60,7 @@ def upgrade() -> None:
         sa.Column("first_name", sa.String(length=100), nullable=True),
         sa.Column("last_name", sa.String(length=100), nullable=True),
         sa.Column("sex", sa.String(length=1), nullable=True),
-        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("fields", sa.JSON(none_as_null=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
@@ -89,7 +90,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("label", sa.String(length=100), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
-        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("settings", sa.JSON(none_as_null=True), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("is_default", sa.Boolean(), nullable=False),
         sa.Column("rate", sa.Float(), nullable=False),
@@ -115,12 +116,13 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=True),
         sa.Column("template_id", sa.Integer(), nullable=True),
         sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("recurring", sa.JSON(), nullable=True),
+        sa.Column("recurring", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("recurring_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("conversation_tags", sa.JSON(), nullable=True),
+        sa.Column("conversation_tags", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("trigger", sa.String(length=32), nullable=True),
-        sa.Column("group_ids", sa.JSON(), nullable=False),
+        sa.Column("group_ids", sa.JSON(none_as_null=True), nullable=False),
+        sa.Column("summary", sa.JSON(none_as_null=True), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -149,7 +151,7 @@ def upgrade() -> None:
         sa.Column("campaign_id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("data", sa.JSON(), nullable=True),
+        sa.Column("data", sa.JSON(none_as_null=True), nullable=True),
         sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("campaign_id", "contact_id"),
@@ -165,7 +167,7 @@ def upgrade() -> None:
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("stats", sa.JSON(), nullable=False),
+        sa.Column("stats", sa.JSON(none_as_null=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], ondelete="CASCADE"),
@@ -186,7 +188,7 @@ def upgrade() -> None:
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("body", sa.Text(), nullable=True),
-        sa.Column("template_params", sa.JSON(), nullable=True),
+        sa.Column("template_params", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("encoding", sa.String(length=8), nullable=True),
         sa.Column("segments", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -203,8 +205,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "contact_id"),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index("ix_messages_campaign", ["campaign_id", "id"], unique=False)
         batch_op.create_index("ix_messages_provider_id", ["provider_message_id"], unique=False)
         batch_op.create_index("ix_messages_run_status", ["run_id", "status"], unique=False)
+        batch_op.create_index("ix_messages_status_lease", ["status", "lease_until"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -212,8 +216,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_status_lease")
         batch_op.drop_index("ix_messages_run_status")
         batch_op.drop_index("ix_messages_provider_id")
+        batch_op.drop_index("ix_messages_campaign")
 
     op.drop_table("messages")
     with op.batch_alter_table("runs", schema=None) as batch_op:

@@ -1,0 +1,100 @@
+"""Shared fixtures: a Redis database of our own, SQLite and PostgreSQL databases, and real processes.
+
+Integration tests run against a real Redis (database DISPATCHER_TEST_REDIS_DB, default 13, emptied
+before and after), a real sandbox gateway and a real Celery worker started as subprocesses, once per
+database backend. Outside CI a missing PostgreSQL or Redis skips those tests; in CI it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import processes
+
+CI = bool(os.environ.get("CI"))
+REDIS_DB = int(os.environ.get("DISPATCHER_TEST_REDIS_DB", "13"))
+REDIS_BASE = os.environ.get("DISPATCHER_TEST_REDIS", "redis://127.0.0.1:6379")
+PG_ADMIN_URL = os.environ.get("DISPATCHER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if CI:
+        raise RuntimeError(f"{what} is required in CI: {exc}") from exc
+    pytest.skip(f"{what} not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = f"{REDIS_BASE}/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    # Our own database number: emptying it touches nobody else's keys.
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from dispatcher.db.migrate import upgrade
+
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "dispatcher.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+        return
+    yield from _postgres_database()
+
+
+def _postgres_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from dispatcher.db.migrate import upgrade
+
+    name = f"dispatcher_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        _unavailable("PostgreSQL", exc)
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        from dispatcher.db.session import get_engine
+
+        get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Service]:
+    logs = tmp_path_factory.mktemp("sandbox")
+    with processes.sandbox(logs) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def stack(
+    db_url: str, redis_url: str, sandbox: processes.Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Stack]:
+    """Settings for this backend in this process, plus a real worker process using the same ones."""
+    logs: Path = tmp_path_factory.mktemp("worker")
+    with processes.stack(db_url, redis_url, sandbox, logs) as running:
+        yield running

@@ -1,0 +1,76 @@
+"""Per-test fixtures on top of the session stack: a fresh account, an API client and a clean sandbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.processes import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Tenant:
+    account_id: int
+    token: str
+    sender_id: int
+    client: TestClient
+
+    def post(self, path: str, json: Any, **kw: Any) -> httpx.Response:
+        return self.client.post(path, json=json, headers={"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, headers={"Authorization": f"Bearer {self.token}"}, **kw)
+
+    def wait_final(self, campaign_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(f"/v1/campaigns/{campaign_id}").json()
+            if body["status"] in ("SENT", "FAILED", "CANCELLED"):
+                return body
+            time.sleep(0.25)
+        raise AssertionError(f"campaign {campaign_id} not final after {timeout}s: {body['status']} {body['stats']}")
+
+
+def make_tenant(stack: Stack, name: str = "acme") -> Tenant:
+    from dispatcher.accounts import create_account
+    from dispatcher.api.app import create_app
+    from dispatcher.db.models import Sender
+    from dispatcher.db.session import session_scope
+
+    with session_scope(stack.db_url) as session:
+        account, token = create_account(session, name)
+        sender = Sender(account_id=account.id, channel="sms", label="My Sender", provider="sandbox", settings={},
+                        active=True, is_default=True, rate=1000, burst=1000)
+        session.add(sender)
+        session.flush()
+        ids = account.id, sender.id
+    return Tenant(ids[0], token, ids[1], TestClient(create_app()))
+
+
+@pytest.fixture
+def tenant(stack: Stack) -> Tenant:
+    return make_tenant(stack)
+
+
+@pytest.fixture
+def sandbox_box(stack: Stack) -> Iterator[httpx.Client]:
+    """The sandbox's control API, emptied of messages and faults before and after the test."""
+    with httpx.Client(base_url=stack.sandbox.url, timeout=30) as box:
+        box.delete("/_sandbox/messages")
+        box.delete("/_sandbox/faults")
+        box.put("/_sandbox/config", json={"latency_ms": 0})
+        yield box
+        box.delete("/_sandbox/faults")
+
+
+def ci_phone(n: int) -> str:
+    """A valid Côte d'Ivoire mobile number (10 national digits since 2021), without '+'."""
+    return f"22507{n:08d}"

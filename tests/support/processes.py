@@ -1,0 +1,143 @@
+"""Real processes for integration tests: the sandbox gateway and a Celery worker, stopped by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+
+@dataclass
+class Stack:
+    db_url: str
+    redis_url: str
+    sandbox: Service
+    env: dict[str, str]
+    workers: list[Service] = field(default_factory=list)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until(check, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def sandbox(logs: Path) -> Iterator[Service]:
+    port = free_port()
+    log = logs / "sandbox.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/_sandbox/healthz", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _wait_until(up, "sandbox", proc, log)
+        yield Service(url, port, proc, log)
+    finally:
+        _stop(proc)
+
+
+def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
+    return {
+        "DISPATCHER_DATABASE_URL": db_url,
+        "DISPATCHER_REDIS_URL": redis_url,
+        "DISPATCHER_BROKER_URL": redis_url,
+        "DISPATCHER_SANDBOX_PORT": str(sandbox.port),
+        "DISPATCHER_SANDBOX_HOST": "127.0.0.1",
+        # Short leases and timeouts keep fault tests fast.
+        "DISPATCHER_SEND_LEASE_SECONDS": "10",
+        "DISPATCHER_PROVIDER_READ_TIMEOUT": "2",
+    }
+
+
+def apply_env(env: dict[str, str]) -> None:
+    """Point this test process at the same settings as the worker."""
+    from dispatcher import enqueue
+    from dispatcher.config import get_settings
+
+    os.environ.update(env)
+    get_settings.cache_clear()
+    enqueue.producer_app.cache_clear()
+
+
+def start_worker(env: dict[str, str], logs: Path, *, concurrency: int = 8, name: str | None = None) -> Service:
+    name = name or f"test-{uuid.uuid4().hex[:6]}"
+    log = logs / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "threads", "-c", str(concurrency),
+             "-Q", "campaigns,send.sms,send.whatsapp", "-n", f"{name}@%h", "-l", "INFO",
+             "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    _wait_until(lambda: "ready." in log.read_text(errors="replace"), "worker", proc, log, timeout=60)
+    return Service(url="", port=0, proc=proc, log=log)
+
+
+@contextmanager
+def stack(db_url: str, redis_url: str, sandbox: Service, logs: Path) -> Iterator[Stack]:
+    # Queues left by the previous backend's run must not reach this backend's worker.
+    redis.Redis.from_url(redis_url).flushdb()
+    env = stack_env(db_url, redis_url, sandbox)
+    apply_env(env)
+    running = Stack(db_url, redis_url, sandbox, env)
+    try:
+        running.workers.append(start_worker(env, logs))
+        yield running
+    finally:
+        for worker in running.workers:
+            _stop(worker.proc, grace=30)
