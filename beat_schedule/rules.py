@@ -130,7 +130,7 @@ def next_fire(rule: WeeklyRule, after: dt.datetime) -> dt.datetime | None:
         if t is None:
             continue
         fire = _localize(day, t, rule.zone)
-        if fire >= after_utc and (best is None or fire < best):
+        if fire > after_utc and (best is None or fire < best):
             best = fire
     if best is None or (rule.until is not None and best > rule.until):
         return None

@@ -49,15 +49,15 @@ def normalize(raw: object, *, sms: bool = True) -> str:
     except NumberParseException as exc:
         raise PhoneError(f"{raw!r} is not a phone number with a country code ({exc})") from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(_invalid_reason(raw, number))
+        raise PhoneError(_invalid_reason(raw, digits))
     kind = phonenumbers.number_type(number)
     if sms and kind in _NOT_FOR_SMS:
         raise PhoneError(f"{raw!r} is {_NOT_FOR_SMS[kind]} and cannot receive SMS")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
-def _invalid_reason(raw: str, number: phonenumbers.PhoneNumber) -> str:
-    if number.country_code == 225 and len(str(number.national_number)) == 8:
+def _invalid_reason(raw: str, digits: str) -> str:
+    if digits.startswith("225") and len(digits) == 11:
         return (
             f"{raw!r} is in the old 8-digit Côte d'Ivoire format; since 2021 numbers have 10 digits "
             "(e.g. 2250707123456)"
