@@ -33,6 +33,8 @@ class Settings(BaseSettings):
 
     schedule_grid_minutes: int = Field(default=15, ge=1, le=60)
     timezone: str = "UTC"
+    # An occurrence beat could not fire in time fires late only within this window; older ones are `missed`.
+    missed_grace_minutes: int = Field(default=15, ge=0, le=24 * 60)
 
     # Sending engine.
     worker_concurrency: int = Field(default=16, ge=1, le=512)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import structlog
@@ -25,19 +26,33 @@ def producer_app() -> Celery:
     return app
 
 
-def start_runs(run_ids: list[int]) -> bool:
-    """Publish `start_run` for each run. False if the broker could not be reached: the runs are stored,
-    and beat's tick republishes queued runs that never started, so an accepted campaign is never lost."""
+def start_run(run_id: int, fire_at: datetime | None = None) -> bool:
+    """Publish `start_run` for a run, as an ETA task when its fire time is ahead.
+
+    Returns False if the broker could not be reached: the run is stored, and beat's tick
+    republishes queued runs that never started, so an accepted campaign is never lost.
+    The task carries the fire time it was published for, so a rescheduled run ignores a stale task.
+    """
+    eta = fire_at if fire_at is not None and fire_at > datetime.now(UTC) else None
     try:
-        for run_id in run_ids:
-            producer_app().send_task(
-                contracts.START_RUN,
-                args=[run_id],
-                queue=contracts.QUEUE_CAMPAIGNS,
-                retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
-            )
+        producer_app().send_task(
+            contracts.START_RUN,
+            args=[run_id, fire_at.isoformat() if fire_at else None],
+            queue=contracts.QUEUE_CAMPAIGNS,
+            eta=eta,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
+        )
     except Exception as exc:  # kombu raises several connection error types; all mean "not now"
-        log.warning("publish failed; beat will republish", run_ids=run_ids, error=str(exc))
+        log.warning("publish failed; beat will republish", run_id=run_id, error=str(exc))
         return False
     return True
+
+
+def send_messages(message_ids: list[int], channel: str) -> None:
+    """Publish one `send_message` per id through one producer (used when a paused campaign resumes)."""
+    app = producer_app()
+    queue = contracts.send_queue(channel)
+    with app.producer_or_acquire() as producer:
+        for message_id in message_ids:
+            app.send_task(contracts.SEND_MESSAGE, args=[message_id], queue=queue, producer=producer)

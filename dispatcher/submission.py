@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from beat_schedule.grid import ScheduleError, check_scheduled, parse_zone
-from beat_schedule.rules import parse_recurring
+from beat_schedule.rules import next_fire, parse_recurring
 from dispatcher import contacts as contact_store
 from dispatcher import payloads
 from dispatcher.composer import MAX_SEGMENTS, compose_sms
@@ -35,6 +35,8 @@ class Submission:
     campaign: Campaign
     created: bool  # False when an Idempotency-Key replayed an earlier submission
     runs_to_start: list[int] = field(default_factory=list)
+    # SCHEDULED/RECURRING: the caller runs the campaign's share of the beat tick at once (see ticker).
+    scheduled: bool = False
 
 
 def submit(
@@ -124,6 +126,7 @@ def _build(
         recurring=schedule.get("recurring"),
         timezone=schedule.get("timezone"),
         recurring_until=schedule.get("until"),
+        next_fire_at=schedule.get("next_fire_at"),
         conversation_tags=spec.conversation_tags or None,
         trigger=spec.trigger,
         group_ids=group_ids,
@@ -226,7 +229,12 @@ def _resolve_schedule(spec: CampaignSpec, settings: Settings, now: datetime, err
                 raise ScheduleError("recurring", 'a RECURRING campaign needs recurring: {"monday": "09:00", ...}')
             rule = parse_recurring(spec.recurring, spec.timezone, grid, spec.recurring_until)
             zone = parse_zone(spec.timezone)
-            return {"recurring": rule.to_json(), "timezone": zone.key, "until": rule.until}
+            first = next_fire(rule, now)
+            if first is None:
+                raise ScheduleError(
+                    "recurringUntil", "the rule never fires: recurringUntil is before its first occurrence"
+                )
+            return {"recurring": rule.to_json(), "timezone": zone.key, "until": rule.until, "next_fire_at": first}
         if spec.scheduled_at is not None:
             raise ScheduleError("scheduledDate", 'scheduledDate needs type "SCHEDULED"')
     except ScheduleError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import stats
 from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, Sender
 
@@ -73,9 +75,24 @@ def details(session: Session, r: redis.Redis, campaign: Campaign) -> dict[str, A
         }
         for run in runs
     ]
+    body["nextRuns"] = next_runs(campaign)
+    body["recurringUntil"] = iso(campaign.recurring_until)
     body.update({k: v for k, v in (campaign.summary or {}).items() if k != "recipients"})
     body["recipients"] = int((campaign.summary or {}).get("recipients", 0))
     return body
+
+
+def next_runs(campaign: Campaign, count: int = 5) -> list[str]:
+    """The next occurrences a recurring campaign will fire at (none while paused or ended)."""
+    if campaign.type != "RECURRING" or campaign.status != "PENDING" or campaign.next_fire_at is None:
+        return []
+    rule = WeeklyRule.from_json(campaign.recurring or {})
+    out: list[str] = []
+    when: datetime | None = campaign.next_fire_at
+    while when is not None and len(out) < count:
+        out.append(iso(when) or "")
+        when = next_fire(rule, when)
+    return out
 
 
 def _contacts(session: Session, campaign: Campaign, runs: Sequence[Run]) -> list[dict[str, Any]]:

@@ -17,23 +17,24 @@ from sqlalchemy.orm import Session
 
 from dispatcher import contacts as contact_store
 from dispatcher import stats
+from dispatcher.completion import finish_run
 from dispatcher.composer import compose_sms
 from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus
 from dispatcher.personalisation import custom_variables, missing_fields
 from dispatcher.submission import to_person
-from workers.completion import finish_run
 
 INSERT_CHUNK = 1000
 
 Publisher = Callable[[list[int], str], None]
 
 
-def claim_run(session: Session, run_id: int, now: datetime) -> bool:
-    result = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
-        .values(status=RunStatus.RUNNING, started_at=now)
-    )
+def claim_run(session: Session, run_id: int, now: datetime, expected_fire_at: datetime | None = None) -> bool:
+    """`queued -> running`, once. With `expected_fire_at`, a task published for an older fire time
+    (the run was rescheduled since) claims nothing."""
+    query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+    if expected_fire_at is not None:
+        query = query.where(Run.fire_at == expected_fire_at)
+    result = session.execute(query.values(status=RunStatus.RUNNING, started_at=now))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -121,10 +122,11 @@ def start_run(
     chunk: int = 500,
     lease: float = 120.0,
     now: datetime | None = None,
+    expected_fire_at: datetime | None = None,
 ) -> int:
     """Returns the number of send tasks published (0 if another worker already started this run)."""
     now = now or datetime.now(UTC)
-    if not claim_run(session, run_id, now):
+    if not claim_run(session, run_id, now, expected_fire_at):
         session.rollback()
         return 0
     run = session.get_one(Run, run_id)

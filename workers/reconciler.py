@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import stats
+from dispatcher.completion import finish_run
 from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
-from workers.completion import finish_run
 from workers.providers.registry import is_idempotent
 
 BATCH = 1000

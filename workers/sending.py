@@ -19,9 +19,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from dispatcher import stats
+from dispatcher.completion import finish_run
 from dispatcher.config import Settings
 from dispatcher.db.models import Message, MessageStatus, Sender
-from workers.completion import finish_run
 from workers.providers.base import Ambiguous, OutboundSms, Permanent, ProviderError, Throttled
 from workers.providers.registry import UnknownProvider, sms_provider
 

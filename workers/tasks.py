@@ -5,7 +5,7 @@ Task names are explicit strings from `dispatcher.contracts`; the logic never see
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -30,16 +30,24 @@ def publish_sends(message_ids: list[int], channel: str, countdown: float | None 
             send_message.apply_async((message_id,), queue=queue, producer=producer, countdown=countdown)
 
 
-def publish_start(run_id: int, eta: datetime | None = None) -> None:
-    start_run.apply_async((run_id,), queue=contracts.QUEUE_CAMPAIGNS, eta=eta)
+def publish_start(run_id: int, fire_at: datetime) -> None:
+    """Publish a run as an ETA task at its exact fire time (the tick only does so within a short horizon)."""
+    eta = fire_at if fire_at > datetime.now(UTC) else None
+    start_run.apply_async((run_id, fire_at.isoformat()), queue=contracts.QUEUE_CAMPAIGNS, eta=eta)
 
 
 @app.task(name=contracts.START_RUN, bind=True, max_retries=None)
-def start_run(self: Task, run_id: int) -> dict[str, Any]:
+def start_run(self: Task, run_id: int, fire_at: str | None = None) -> dict[str, Any]:
     settings = get_settings()
+    expected = datetime.fromisoformat(fire_at) if fire_at else None
     with session_factory()() as session:
         published = fanout.start_run(
-            session, run_id, publish_sends, chunk=settings.publish_batch_size, lease=settings.send_lease_seconds
+            session,
+            run_id,
+            publish_sends,
+            chunk=settings.publish_batch_size,
+            lease=settings.send_lease_seconds,
+            expected_fire_at=expected,
         )
     log.info("run started", run_id=run_id, published=published)
     return {"run_id": run_id, "published": published}

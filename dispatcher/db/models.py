@@ -206,6 +206,8 @@ class Campaign(Base):
     recurring: Mapped[dict[str, Any] | None] = mapped_column(Json)
     timezone: Mapped[str | None] = mapped_column(String(64))
     recurring_until: Mapped[datetime | None] = mapped_column()
+    # RECURRING: the next occurrence beat has not handled yet (None once the rule has ended).
+    next_fire_at: Mapped[datetime | None] = mapped_column(index=True)
     conversation_tags: Mapped[list[str] | None] = mapped_column(Json)
     trigger: Mapped[str | None] = mapped_column(String(32))
     # The audience as submitted: groups are expanded again at each run's fire time.

@@ -24,7 +24,9 @@ class Tenant:
     client: TestClient
 
     def post(self, path: str, json: Any, **kw: Any) -> httpx.Response:
-        return self.client.post(path, json=json, headers={"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}, **kw)
+        return self.client.post(
+            path, json=json, headers={"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}, **kw
+        )
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.get(path, headers={"Authorization": f"Bearer {self.token}"}, **kw)
@@ -47,8 +49,17 @@ def make_tenant(stack: Stack, name: str = "acme") -> Tenant:
 
     with session_scope(stack.db_url) as session:
         account, token = create_account(session, name)
-        sender = Sender(account_id=account.id, channel="sms", label="My Sender", provider="sandbox", settings={},
-                        active=True, is_default=True, rate=1000, burst=1000)
+        sender = Sender(
+            account_id=account.id,
+            channel="sms",
+            label="My Sender",
+            provider="sandbox",
+            settings={},
+            active=True,
+            is_default=True,
+            rate=1000,
+            burst=1000,
+        )
         session.add(sender)
         session.flush()
         ids = account.id, sender.id

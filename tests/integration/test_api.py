@@ -31,7 +31,9 @@ def test_another_accounts_ids_answer_404(stack: Stack, tenant: Tenant, sandbox_b
     assert tenant.get(f"/v1/campaigns/{campaign['id']}").status_code == 404
     assert tenant.get(f"/v1/senders/{other.sender_id}").status_code == 404
     # Using them in a submission is refused the same way, naming the field.
-    refused = tenant.post("/v1/campaigns", {"contacts": [{"id": contact["id"]}], "groupsIds": [group["id"]], "text": "x"})
+    refused = tenant.post(
+        "/v1/campaigns", {"contacts": [{"id": contact["id"]}], "groupsIds": [group["id"]], "text": "x"}
+    )
     assert {loc for loc, _ in _detail(refused)} == {("body", "contacts", 0, "id"), ("body", "groupsIds", 0)}
     other.wait_final(campaign["id"])
 
@@ -50,8 +52,9 @@ def test_validation_names_every_offending_field_and_queues_nothing(tenant: Tenan
     # The second pass (variables) runs only once every phone is valid.
     payload["contacts"].pop(1)
     errors = _detail(tenant.post("/v1/campaigns", payload))
-    assert errors == [(("body", "contacts", 1, "fields"),
-                       f"unknown variable @ville: contact +{ci_phone(60_003)} has no such field")]
+    assert errors == [
+        (("body", "contacts", 1, "fields"), f"unknown variable @ville: contact +{ci_phone(60_003)} has no such field")
+    ]
     assert tenant.get("/v1/campaigns").json()["total"] == 0
     assert tenant.get("/v1/contacts").json()["total"] == 0  # nothing was saved either
     assert sandbox_box.get("/_sandbox/messages").json()["count"] == 0
@@ -70,9 +73,16 @@ def test_too_long_a_text_is_refused(tenant: Tenant) -> None:
 
 
 def test_segments_and_encoding_are_reported(tenant: Tenant, sandbox_box: httpx.Client) -> None:
-    response = tenant.post("/v1/campaigns", {"contacts": [{"phone": ci_phone(62_000), "name": "Chloé"},
-                                                          {"phone": ci_phone(62_001), "name": "Maëlle Côté"}],
-                                             "text": "Bonjour @nom_complet " + "a" * 140})
+    response = tenant.post(
+        "/v1/campaigns",
+        {
+            "contacts": [
+                {"phone": ci_phone(62_000), "name": "Chloé"},
+                {"phone": ci_phone(62_001), "name": "Maëlle Côté"},
+            ],
+            "text": "Bonjour @nom_complet " + "a" * 140,
+        },
+    )
     body = response.json()
     assert (body["encoding"], body["segments"], body["totalSegments"]) == ("UCS-2", 3, 4)
     tenant.wait_final(body["id"])
@@ -97,8 +107,9 @@ def test_an_inactive_or_unknown_sender_falls_back_to_the_default(tenant: Tenant,
     inactive = tenant.post("/v1/senders", {"label": "Old Name", "active": False}).json()
     assert inactive["default"] is False
     for ref in ("Old Name", "Nobody"):
-        body = tenant.post("/v1/campaigns", {"contacts": [{"phone": ci_phone(64_000)}], "text": "x",
-                                              "senderId": ref}).json()
+        body = tenant.post(
+            "/v1/campaigns", {"contacts": [{"phone": ci_phone(64_000)}], "text": "x", "senderId": ref}
+        ).json()
         assert body["senderLabel"] == "My Sender"
         assert body["warnings"] and "'My Sender' is used" in body["warnings"][0]
         tenant.wait_final(body["id"])
@@ -116,8 +127,14 @@ def test_no_sender_at_all_is_a_422(stack: Stack) -> None:
 
 
 def test_sender_settings_are_never_returned(tenant: Tenant) -> None:
-    created = tenant.post("/v1/senders", {"label": "Twilio", "provider": "twilio", "settings": {
-        "account_sid": "ACx", "auth_token": "s3cret-token", "from": "+15005550006"}})
+    created = tenant.post(
+        "/v1/senders",
+        {
+            "label": "Twilio",
+            "provider": "twilio",
+            "settings": {"account_sid": "ACx", "auth_token": "s3cret-token", "from": "+15005550006"},
+        },
+    )
     assert created.status_code == 201
     assert "s3cret" not in created.text and "s3cret" not in tenant.get("/v1/senders").text
     missing = tenant.post("/v1/senders", {"label": "Twilio2", "provider": "twilio", "settings": {"account_sid": "AC"}})
@@ -132,8 +149,10 @@ def test_contacts_upsert_by_phone_and_groups_add_members(tenant: Tenant) -> None
     assert (again.json()["firstName"], again.json()["lastName"]) == ("A", "B")
     assert _detail(tenant.post("/v1/contacts", {"phone": "123"}))[0][0] == ("body", "phone")
     group = tenant.post("/v1/groups", {"name": "G"}).json()
-    added = tenant.post(f"/v1/groups/{group['id']}/contacts",
-                        {"contactIds": [first.json()["id"]], "contacts": [{"phone": ci_phone(66_001)}]}).json()
+    added = tenant.post(
+        f"/v1/groups/{group['id']}/contacts",
+        {"contactIds": [first.json()["id"]], "contacts": [{"phone": ci_phone(66_001)}]},
+    ).json()
     assert added["added"] == 2 and added["group"]["size"] == 2
     assert len(tenant.get(f"/v1/groups/{group['id']}/contacts").json()["data"]) == 2
 
@@ -142,8 +161,9 @@ def test_list_pages_and_filters_by_status(tenant: Tenant, sandbox_box: httpx.Cli
     sandbox_box.post("/_sandbox/faults", json={"numbers": [ci_phone(67_009)], "kind": "permanent"})
     ids = []
     for i in range(10):
-        body = tenant.post("/v1/campaigns", {"name": f"c{i}", "contacts": [{"phone": ci_phone(67_000 + i)}],
-                                             "text": "x"}).json()
+        body = tenant.post(
+            "/v1/campaigns", {"name": f"c{i}", "contacts": [{"phone": ci_phone(67_000 + i)}], "text": "x"}
+        ).json()
         ids.append(body["id"])
     for cid in ids:
         tenant.wait_final(cid)

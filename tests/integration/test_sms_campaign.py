@@ -12,8 +12,12 @@ def test_a_thousand_recipients_get_one_personalised_sms_each(tenant: Tenant, san
     contacts = [
         {"phone": ci_phone(i), "firstName": f"Awa{i}", "lastName": "Koné", "code": f"C{i:04d}"} for i in range(1000)
     ]
-    payload = {"name": "Rentrée", "contacts": contacts, "text": "Bonjour @nom_complet, votre code @code.",
-               "senderId": "My Sender"}
+    payload = {
+        "name": "Rentrée",
+        "contacts": contacts,
+        "text": "Bonjour @nom_complet, votre code @code.",
+        "senderId": "My Sender",
+    }
 
     # When the campaign is submitted
     response = tenant.post("/v1/campaigns", payload)
@@ -28,7 +32,11 @@ def test_a_thousand_recipients_get_one_personalised_sms_each(tenant: Tenant, san
     final = tenant.wait_final(created["id"])
     assert final["status"] == "SENT"
     assert {k: final["stats"][k] for k in ("total", "sent", "failed", "pending")} == {
-        "total": 1000, "sent": 1000, "failed": 0, "pending": 0}
+        "total": 1000,
+        "sent": 1000,
+        "failed": 0,
+        "pending": 0,
+    }
     # And the provider received exactly 1,000 distinct, correctly personalised messages
     received = sandbox_box.get("/_sandbox/messages").json()["messages"]
     assert len(received) == 1000
@@ -75,8 +83,10 @@ def test_the_envelope_with_channel_sms_sends_like_the_sms_object(tenant: Tenant,
         "title": "Rappel",
         "contacts_and_data": {
             "*": {"channel": "sms", "sender_label_id": "My Sender", "text": "Votre commande @commande est prête"},
-            "contacts": [{"phone": ci_phone(30_001), "data": {"commande": "ORD-123"}},
-                         {"phone": ci_phone(30_002), "data": {"commande": "ORD-456"}}],
+            "contacts": [
+                {"phone": ci_phone(30_001), "data": {"commande": "ORD-123"}},
+                {"phone": ci_phone(30_002), "data": {"commande": "ORD-456"}},
+            ],
         },
     }
     created = tenant.post("/v1/campaigns", payload)
@@ -87,7 +97,9 @@ def test_the_envelope_with_channel_sms_sends_like_the_sms_object(tenant: Tenant,
     assert bodies == ["Votre commande ORD-123 est prête", "Votre commande ORD-456 est prête"]
 
 
-def test_a_phone_listed_directly_and_through_a_group_gets_one_message(tenant: Tenant, sandbox_box: httpx.Client) -> None:
+def test_a_phone_listed_directly_and_through_a_group_gets_one_message(
+    tenant: Tenant, sandbox_box: httpx.Client
+) -> None:
     # Given a group holding a phone that the campaign also lists directly
     shared, other = ci_phone(40_001), ci_phone(40_002)
     c1 = tenant.post("/v1/contacts", {"phone": shared, "firstName": "Ali"}).json()
@@ -95,8 +107,9 @@ def test_a_phone_listed_directly_and_through_a_group_gets_one_message(tenant: Te
     group = tenant.post("/v1/groups", {"name": "VIP", "contactIds": [c1["id"], c2["id"]]}).json()
     assert group["size"] == 2
 
-    created = tenant.post("/v1/campaigns", {"contacts": [{"phone": "+" + shared}], "groupsIds": [group["id"]],
-                                            "text": "Salut @prenom"}).json()
+    created = tenant.post(
+        "/v1/campaigns", {"contacts": [{"phone": "+" + shared}], "groupsIds": [group["id"]], "text": "Salut @prenom"}
+    ).json()
     assert created["recipients"] == 2
     final = tenant.wait_final(created["id"])
 

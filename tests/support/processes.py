@@ -74,7 +74,9 @@ def sandbox(logs: Path) -> Iterator[Service]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port", str(port)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
 
@@ -101,6 +103,8 @@ def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
         # Short leases and timeouts keep fault tests fast.
         "DISPATCHER_SEND_LEASE_SECONDS": "10",
         "DISPATCHER_PROVIDER_READ_TIMEOUT": "2",
+        # A one-minute grid lets schedule tests fire within a minute instead of fifteen.
+        "DISPATCHER_SCHEDULE_GRID_MINUTES": "1",
     }
 
 
@@ -119,10 +123,30 @@ def start_worker(env: dict[str, str], logs: Path, *, concurrency: int = 8, name:
     log = logs / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "threads", "-c", str(concurrency),
-             "-Q", "campaigns,send.sms,send.whatsapp", "-n", f"{name}@%h", "-l", "INFO",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                str(concurrency),
+                "-Q",
+                "campaigns,send.sms,send.whatsapp",
+                "-n",
+                f"{name}@%h",
+                "-l",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     _wait_until(lambda: "ready." in log.read_text(errors="replace"), "worker", proc, log, timeout=60)
     return Service(url="", port=0, proc=proc, log=log)

@@ -39,7 +39,11 @@ SMS_RECURRING_SEED = {
 WHATSAPP_SEED = {
     "title": "Campagne de Bienvenue",
     "contacts_and_data": {
-        "*": {"channel": "whatsapp", "sender_label_id": "VOTRE_ID_EXPEDITEUR", "message_template_id": "VOTRE_ID_MODELE"},
+        "*": {
+            "channel": "whatsapp",
+            "sender_label_id": "VOTRE_ID_EXPEDITEUR",
+            "message_template_id": "VOTRE_ID_MODELE",
+        },
         "contacts": [
             {"wa_id": "212600000000", "data": {"1": "Jean", "2": "ORD-123"}},
             {"wa_id": "212600000001", "data": {"1": "Jeanne", "2": "ORD-456"}},
@@ -69,8 +73,13 @@ def test_the_scheduled_and_recurring_seed_objects_parse() -> None:
 
 def test_the_whatsapp_seed_envelope_parses_with_star_or_underscore() -> None:
     for key in ("*", "_"):
-        payload = {**WHATSAPP_SEED, "contacts_and_data": {key: WHATSAPP_SEED["contacts_and_data"]["*"],
-                                                         "contacts": WHATSAPP_SEED["contacts_and_data"]["contacts"]}}
+        payload = {
+            **WHATSAPP_SEED,
+            "contacts_and_data": {
+                key: WHATSAPP_SEED["contacts_and_data"]["*"],
+                "contacts": WHATSAPP_SEED["contacts_and_data"]["contacts"],
+            },
+        }
         spec = parse(payload)
         assert (spec.channel, spec.name, spec.template_ref) == ("whatsapp", "Campagne de Bienvenue", "VOTRE_ID_MODELE")
         assert [r.data for r in spec.recipients] == [{"1": "Jean", "2": "ORD-123"}, {"1": "Jeanne", "2": "ORD-456"}]
@@ -79,9 +88,16 @@ def test_the_whatsapp_seed_envelope_parses_with_star_or_underscore() -> None:
 
 
 def test_the_envelope_with_channel_sms_carries_text_and_phones() -> None:
-    spec = parse({"title": "T", "start_datetime": "2030-01-01T10:00:00Z", "contacts_and_data": {
-        "_": {"channel": "sms", "sender_label_id": "My Sender", "text": "Code @code"},
-        "contacts": [{"phone": "2250707123456", "data": {"code": "X"}}]}})
+    spec = parse(
+        {
+            "title": "T",
+            "start_datetime": "2030-01-01T10:00:00Z",
+            "contacts_and_data": {
+                "_": {"channel": "sms", "sender_label_id": "My Sender", "text": "Code @code"},
+                "contacts": [{"phone": "2250707123456", "data": {"code": "X"}}],
+            },
+        }
+    )
     assert (spec.channel, spec.type, spec.text) == ("sms", "SCHEDULED", "Code @code")
     assert spec.recipients[0].fields == {"code": "X"}
 
@@ -100,8 +116,14 @@ def test_errors_name_the_field_and_contact_index() -> None:
 
 
 def test_an_envelope_needs_exactly_one_global_configuration() -> None:
-    both = {"title": "T", "contacts_and_data": {"_": {"channel": "sms", "text": "x"}, "*": {"channel": "sms", "text": "x"},
-                                                "contacts": [{"phone": "2250707123456"}]}}
+    both = {
+        "title": "T",
+        "contacts_and_data": {
+            "_": {"channel": "sms", "text": "x"},
+            "*": {"channel": "sms", "text": "x"},
+            "contacts": [{"phone": "2250707123456"}],
+        },
+    }
     assert _locs(both) == [["contacts_and_data"]]
     sms_without_text = {"title": "T", "contacts_and_data": {"_": {"channel": "sms"}, "contacts": [{"phone": "1"}]}}
     assert _locs(sms_without_text) == [["contacts_and_data", "_", "text"]]

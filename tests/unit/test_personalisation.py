@@ -6,8 +6,13 @@ import pytest
 
 from dispatcher.personalisation import Person, custom_variables, missing_fields, render, variables_in
 
-AWA = Person(phone="+2250707123456", name="Awa Koné", first_name="Awa", last_name="Koné", fields={"ville": "Abidjan",
-                                                                                                   "points": 12.0})
+AWA = Person(
+    phone="+2250707123456",
+    name="Awa Koné",
+    first_name="Awa",
+    last_name="Koné",
+    fields={"ville": "Abidjan", "points": 12.0},
+)
 
 
 @pytest.mark.parametrize(

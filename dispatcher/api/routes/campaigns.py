@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatcher import enqueue, views
+from beat_schedule import ticker
+from dispatcher import control, enqueue, views
 from dispatcher.api.deps import AccountDep, RedisDep, SessionDep, SettingsDep
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
 from dispatcher.db.models import Campaign, Contact, Message, Run, Sender
@@ -35,8 +38,11 @@ def create_campaign(
     if not result.created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    elif result.runs_to_start:
-        enqueue.start_runs(result.runs_to_start)
+    else:
+        for run_id in result.runs_to_start:
+            enqueue.start_run(run_id)
+        if result.scheduled:
+            ticker.schedule_new(session, result.campaign.id, settings, enqueue.start_run)
     return views.details(session, r, result.campaign)
 
 
@@ -117,3 +123,47 @@ def list_messages(
         for m, c in rows
     ]
     return {"data": data, "page": page, "limit": limit}
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scheduledDate: datetime
+
+
+@router.post("/{campaign_id}/pause", responses=ERRORS)
+def pause_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
+    """Stop sending: no new run fires, queued messages wait. Sends already at the provider finish."""
+    campaign = _own(session, account.id, campaign_id)
+    control.pause(session, campaign)
+    return views.details(session, r, campaign)
+
+
+@router.post("/{campaign_id}/resume", responses=ERRORS)
+def resume_campaign(
+    campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Continue a paused campaign; a recurring one continues from its next occurrence (no replay)."""
+    campaign = _own(session, account.id, campaign_id)
+    control.resume(session, campaign, settings, enqueue.send_messages)
+    if campaign.type != "SMS":
+        ticker.schedule_new(session, campaign.id, settings, enqueue.start_run)
+    return views.details(session, r, campaign)
+
+
+@router.post("/{campaign_id}/cancel", responses=ERRORS)
+def cancel_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
+    """Cancel for good: pending runs are cancelled and queued messages skipped."""
+    campaign = _own(session, account.id, campaign_id)
+    control.cancel(session, campaign)
+    return views.details(session, r, campaign)
+
+
+@router.post("/{campaign_id}/reschedule", responses=ERRORS)
+def reschedule_campaign(
+    campaign_id: str, body: RescheduleIn, session: SessionDep, account: AccountDep, r: RedisDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Move a SCHEDULED campaign that has not fired yet (the new time must be on the grid and ahead)."""
+    campaign = _own(session, account.id, campaign_id)
+    control.reschedule(session, campaign, body.scheduledDate, settings)
+    ticker.schedule_new(session, campaign.id, settings, enqueue.start_run)
+    return views.details(session, r, campaign)

@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:37:36.308144
+Create Date: 2026-11-22 03:44:39.789324
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = "0001"
 down_revision = None
@@ -119,6 +118,7 @@ def upgrade() -> None:
         sa.Column("recurring", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("recurring_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_fire_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("conversation_tags", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("trigger", sa.String(length=32), nullable=True),
         sa.Column("group_ids", sa.JSON(none_as_null=True), nullable=False),
@@ -137,6 +137,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.create_index("ix_campaigns_account_status", ["account_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_campaigns_next_fire_at"), ["next_fire_at"], unique=False)
 
     op.create_table(
         "group_members",
@@ -230,6 +231,7 @@ def downgrade() -> None:
     op.drop_table("campaign_contacts")
     op.drop_table("group_members")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_campaigns_next_fire_at"))
         batch_op.drop_index("ix_campaigns_account_status")
 
     op.drop_table("campaigns")

@@ -46,10 +46,14 @@ def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> b
     if in_flight(session, run_id):
         return False
     counts = counts_from_db(session, run_id)
-    delivered_something = counts["sent"] + counts["unknown"] > 0
-    status = RunStatus.SENT if delivered_something else RunStatus.FAILED
-    if status == RunStatus.FAILED and reason is None:
-        reason = "no message could be sent"
+    run = session.get_one(Run, run_id)
+    campaign = session.get_one(Campaign, run.campaign_id)
+    if campaign.status == CampaignStatus.CANCELLED:
+        status, reason = RunStatus.CANCELLED, reason or campaign.status_reason or "cancelled"
+    elif counts["sent"] + counts["unknown"] > 0:
+        status = RunStatus.SENT
+    else:
+        status, reason = RunStatus.FAILED, reason or "no message could be sent"
     now = datetime.now(UTC)
     won = session.execute(
         update(Run)
@@ -59,12 +63,30 @@ def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> b
     if not won:
         session.rollback()
         return False
-    run = session.get_one(Run, run_id)
-    campaign = session.get_one(Campaign, run.campaign_id)
     if campaign.type != CampaignType.RECURRING and campaign.status == CampaignStatus.PENDING:
         campaign.status = CampaignStatus.SENT if status == RunStatus.SENT else CampaignStatus.FAILED
         campaign.status_reason = reason
         campaign.updated_at = now
+    elif campaign.type == CampaignType.RECURRING:
+        session.flush()
+        close_ended_recurring(session, campaign)
     session.commit()
     stats.overwrite(stats.get_redis(), run_id, counts, finished=True)
+    return True
+
+
+_OPEN_RUNS = (RunStatus.SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def close_ended_recurring(session: Session, campaign: Campaign) -> bool:
+    """A recurring campaign whose rule has ended (its `until` passed) is over once no run is open:
+    SENT if any run sent something, else FAILED. Does not commit."""
+    if campaign.status != CampaignStatus.PENDING or campaign.next_fire_at is not None:
+        return False
+    statuses = set(session.scalars(select(Run.status).where(Run.campaign_id == campaign.id)).all())
+    if statuses & set(_OPEN_RUNS):
+        return False
+    campaign.status = CampaignStatus.SENT if RunStatus.SENT in statuses else CampaignStatus.FAILED
+    campaign.status_reason = "the recurrence ended" + ("" if RunStatus.SENT in statuses else " without a sent run")
+    campaign.updated_at = datetime.now(UTC)
     return True
