@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     publish_batch_size: int = Field(default=500, ge=1, le=10_000)
     send_lease_seconds: int = Field(default=120, ge=5)
     max_send_attempts: int = Field(default=6, ge=1, le=50)
+    # Consecutive permanent failures that auto-pause a campaign (0 turns the budget off).
+    error_budget: int = Field(default=50, ge=0)
+    # A send waits in its worker thread for a rate-limit slot at most this long; longer goes back to the broker.
+    limiter_max_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     provider_connect_timeout: float = 3.0
     provider_read_timeout: float = 10.0
 

@@ -24,3 +24,8 @@ ALL_QUEUES: Final = (QUEUE_CAMPAIGNS, QUEUE_SEND_SMS, QUEUE_SEND_WHATSAPP)
 def send_queue(channel: str) -> str:
     """The queue that carries send tasks for a channel ('sms' or 'whatsapp')."""
     return QUEUE_SEND_WHATSAPP if channel == "whatsapp" else QUEUE_SEND_SMS
+
+
+# What a send task carries: (message id, sender id, campaign id, cost in segments). The ids let the
+# limiter and the pause/cancel check run before any database access; the message id alone is the key.
+SendRef = tuple[int, int, int, int]

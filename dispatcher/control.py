@@ -22,10 +22,12 @@ from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import keys, stats
 from dispatcher.completion import finish_run
 from dispatcher.config import Settings
+from dispatcher.contracts import SendRef
 from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Message, MessageStatus, Run, RunStatus
 from dispatcher.errors import Conflict, SpecError
+from dispatcher.outbox import queued_refs
 
-MessagePublisher = Callable[[list[int], str], None]
+MessagePublisher = Callable[[list[SendRef], str], None]
 PAUSED, CANCELLED = "paused", "cancelled"
 
 
@@ -62,28 +64,13 @@ def _republish_queued(
     ).all()
     published = 0
     for run_id in running:
-        last = 0
-        while True:
-            ids = list(
-                session.scalars(
-                    select(Message.id)
-                    .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED, Message.id > last)
-                    .order_by(Message.id)
-                    .limit(settings.publish_batch_size)
-                )
-            )
-            if not ids:
-                break
+        for refs in queued_refs(session, run_id, settings.publish_batch_size):
             # A fresh lease first: if this publish is lost, the reconciler publishes them again.
-            session.execute(
-                update(Message)
-                .where(Message.id.in_(ids))
-                .values(lease_until=now + timedelta(seconds=settings.send_lease_seconds))
-            )
+            lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+            session.execute(update(Message).where(Message.id.in_([r[0] for r in refs])).values(lease_until=lease_until))
             session.commit()
-            publish(ids, campaign.channel)
-            published += len(ids)
-            last = ids[-1]
+            publish(refs, campaign.channel)
+            published += len(refs)
     return published
 
 

@@ -49,10 +49,10 @@ def start_run(run_id: int, fire_at: datetime | None = None) -> bool:
     return True
 
 
-def send_messages(message_ids: list[int], channel: str) -> None:
-    """Publish one `send_message` per id through one producer (used when a paused campaign resumes)."""
+def send_messages(refs: list[contracts.SendRef], channel: str) -> None:
+    """Publish one `send_message` per message through one producer (used when a paused campaign resumes)."""
     app = producer_app()
     queue = contracts.send_queue(channel)
     with app.producer_or_acquire() as producer:
-        for message_id in message_ids:
-            app.send_task(contracts.SEND_MESSAGE, args=[message_id], queue=queue, producer=producer)
+        for ref in refs:
+            app.send_task(contracts.SEND_MESSAGE, args=list(ref), queue=queue, producer=producer)

@@ -30,3 +30,8 @@ def campaign_control(campaign_id: int) -> str:
 
 def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
+
+
+def campaign_failures(campaign_id: int) -> str:
+    """Consecutive permanent failures of a campaign (the error budget's counter)."""
+    return f"{PREFIX}campaign:{campaign_id}:failstreak"

@@ -19,13 +19,15 @@ from dispatcher import contacts as contact_store
 from dispatcher import stats
 from dispatcher.completion import finish_run
 from dispatcher.composer import compose_sms
-from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus
+from dispatcher.contracts import SendRef
+from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus, Sender
+from dispatcher.outbox import queued_refs
 from dispatcher.personalisation import custom_variables, missing_fields
 from dispatcher.submission import to_person
 
 INSERT_CHUNK = 1000
 
-Publisher = Callable[[list[int], str], None]
+Publisher = Callable[[list[SendRef], str], None]
 
 
 def claim_run(session: Session, run_id: int, now: datetime, expected_fire_at: datetime | None = None) -> bool:
@@ -58,8 +60,13 @@ def audience(session: Session, campaign: Campaign) -> Iterator[tuple[Contact, di
 
 
 def materialise(session: Session, run: Run, campaign: Campaign, lease_until: datetime) -> tuple[int, int]:
-    """Insert the run's message rows, rendered now; returns (rows, rows skipped)."""
+    """Insert the run's message rows, rendered now; returns (rows, rows skipped).
+
+    Each queued row's lease covers the time the sender's rate needs to reach it, so the reconciler
+    does not mistake a long, rate-limited backlog for lost tasks.
+    """
     assert campaign.text is not None
+    rate = session.get_one(Sender, campaign.sender_id).rate
     custom = custom_variables(campaign.text)
     base = {"run_id": run.id, "campaign_id": campaign.id, "account_id": run.account_id, "sender_id": campaign.sender_id}
     batch: list[dict[str, Any]] = []
@@ -84,7 +91,7 @@ def materialise(session: Session, run: Run, campaign: Campaign, lease_until: dat
                 body=composed.body,
                 encoding=composed.encoding,
                 segments=composed.segments,
-                lease_until=lease_until,
+                lease_until=lease_until + timedelta(seconds=count / rate),
             )
         batch.append(row)
         count += 1
@@ -94,24 +101,6 @@ def materialise(session: Session, run: Run, campaign: Campaign, lease_until: dat
     if batch:
         session.execute(insert(Message), batch)
     return count, skipped
-
-
-def queued_ids(session: Session, run_id: int, chunk: int) -> Iterator[list[int]]:
-    """Ids of the run's queued messages, in chunks, by keyset so 100k rows never sit in memory at once."""
-    last = 0
-    while True:
-        ids = list(
-            session.scalars(
-                select(Message.id)
-                .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED, Message.id > last)
-                .order_by(Message.id)
-                .limit(chunk)
-            )
-        )
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
 
 
 def start_run(
@@ -136,9 +125,9 @@ def start_run(
     stats.overwrite(stats.get_redis(), run_id, {"total": total, "skipped": skipped})
 
     published = 0
-    for ids in queued_ids(session, run_id, chunk):
-        publish(ids, campaign.channel)
-        published += len(ids)
+    for refs in queued_refs(session, run_id, chunk):
+        publish(refs, campaign.channel)
+        published += len(refs)
     if published == 0:
         reason = "no recipient could be messaged" if total else "no recipients at fire time"
         finish_run(session, run_id, reason=reason)

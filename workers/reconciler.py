@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from dispatcher import stats
 from dispatcher.completion import finish_run
+from dispatcher.contracts import SendRef
 from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
+from dispatcher.outbox import expired_refs
 from workers.providers.registry import is_idempotent
 
 BATCH = 1000
-Publisher = Callable[[list[int], str], None]
+Publisher = Callable[[list[SendRef], str], None]
 
 
 def reconcile(
@@ -69,24 +71,20 @@ def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:
 
 
 def _republish_queued(session: Session, now: datetime, publish: Publisher, lease: timedelta) -> int:
-    rows = session.execute(
-        select(Message.id, Sender.channel)
-        .join(Sender, Sender.id == Message.sender_id)
-        .where(Message.status == MessageStatus.QUEUED, Message.lease_until < now)
-        .order_by(Message.id)
-        .limit(BATCH * 10)
-    ).all()
-    by_channel: dict[str, list[int]] = {}
-    for row in rows:
-        by_channel.setdefault(row.channel, []).append(row.id)
-    for channel, ids in by_channel.items():
+    expired = expired_refs(session, now, BATCH * 10)
+    by_channel: dict[str, list[SendRef]] = {}
+    for ref, channel in expired:
+        by_channel.setdefault(channel, []).append(ref)
+    for channel, refs in by_channel.items():
         # Push the lease forward first, so the next reconcile does not publish them again at once.
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            session.execute(update(Message).where(Message.id.in_(chunk)).values(lease_until=now + lease))
+        for start in range(0, len(refs), BATCH):
+            chunk = refs[start : start + BATCH]
+            session.execute(
+                update(Message).where(Message.id.in_([r[0] for r in chunk])).values(lease_until=now + lease)
+            )
             session.commit()
             publish(chunk, channel)
-    return len(rows)
+    return len(expired)
 
 
 def _finish_quiet_runs(session: Session) -> int:

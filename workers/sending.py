@@ -1,8 +1,8 @@
-"""Send one message: claim it, call the provider, record the outcome. The send task is a thin wrapper.
+"""Send one message: take a slot from the sender's limiter, claim the message, call the provider, record.
 
 Exactly-once rests on the claim: `queued -> sending` is one conditional UPDATE, so a duplicated or
 redelivered task finds nothing to claim and stops before any provider call. Counters change only when
-the outcome's `sending -> <final>` update wins, so nothing counts twice.
+the outcome's `sending -> <final>` update wins, so nothing counts twice. The task is a thin wrapper.
 """
 
 from __future__ import annotations
@@ -15,17 +15,25 @@ from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import update
+import structlog
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import stats
 from dispatcher.completion import finish_run
 from dispatcher.config import Settings
+from dispatcher.contracts import SendRef
 from dispatcher.db.models import Message, MessageStatus, Sender
+from workers import limiter as lim
+from workers.budget import record_outcome
 from workers.providers.base import Ambiguous, OutboundSms, Permanent, ProviderError, Throttled
 from workers.providers.registry import UnknownProvider, sms_provider
 
+log = structlog.get_logger(__name__)
+
 SENDER_CACHE_SECONDS = 30.0
+# A paused campaign's queued messages wait here until resume republishes them (and renews the lease).
+PARKED = timedelta(days=30)
 _sender_cache: dict[int, tuple[float, dict[str, Any]]] = {}
 
 
@@ -42,28 +50,26 @@ class Outcome:
 class Claimed:
     id: int
     run_id: int
+    campaign_id: int
     sender_id: int
     phone: str
     body: str
     attempts: int
 
 
-def claim(session: Session, message_id: int, lease: timedelta) -> Claimed | None:
-    now = datetime.now(UTC)
-    row = session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, lease_until=now + lease, updated_at=now)
-        .returning(Message.run_id, Message.sender_id, Message.phone, Message.body, Message.attempts)
-    ).first()
-    session.commit()
-    if row is None:
-        return None
-    return Claimed(message_id, row.run_id, row.sender_id, row.phone, row.body or "", row.attempts)
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What one send needs besides the message: shared clients and settings."""
+
+    session: Session
+    client: httpx.Client
+    r: redis.Redis
+    limiter: lim.SenderLimiter
+    settings: Settings
 
 
 def sender_config(session: Session, sender_id: int) -> dict[str, Any]:
-    """The sender's provider and settings, cached briefly per process (read on every send otherwise)."""
+    """The sender's provider, rate and settings, cached briefly per process (read on every send otherwise)."""
     hit = _sender_cache.get(sender_id)
     if hit and hit[0] > time.monotonic():
         return hit[1]
@@ -71,6 +77,8 @@ def sender_config(session: Session, sender_id: int) -> dict[str, Any]:
     config = {
         "provider": sender.provider,
         "channel": sender.channel,
+        "rate": sender.rate,
+        "burst": sender.burst,
         "settings": {"from": sender.label, **(sender.settings or {})},
     }
     _sender_cache[sender_id] = (time.monotonic() + SENDER_CACHE_SECONDS, config)
@@ -83,57 +91,98 @@ def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def send_one(session: Session, message_id: int, *, client: httpx.Client, r: redis.Redis, settings: Settings) -> Outcome:
-    msg = claim(session, message_id, timedelta(seconds=settings.send_lease_seconds))
+def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outcome:
+    ref = ref or _ref_of(ctx.session, message_id)
+    if ref is None:
+        return Outcome("gone")
+    _, sender_id, campaign_id, cost = ref
+    config = sender_config(ctx.session, sender_id)
+    gate = _wait_for_slot(ctx, sender_id, campaign_id, cost, config)
+    if gate is not None:
+        if gate.status == "cancelled":
+            _skip(ctx, message_id)
+        elif gate.status == "paused":
+            park(ctx.session, message_id)
+        return gate
+    msg = claim(ctx.session, message_id, timedelta(seconds=ctx.settings.send_lease_seconds))
     if msg is None:
-        return Outcome("not-claimed")
-    config = sender_config(session, msg.sender_id)
+        return Outcome("not-claimed", channel=config["channel"])
     try:
-        provider = sms_provider(config["provider"], client, config["settings"])
+        provider = sms_provider(config["provider"], ctx.client, config["settings"])
         result = provider.send_sms(OutboundSms(message_id=msg.id, to=msg.phone, body=msg.body))
     except UnknownProvider as exc:
-        return _final(session, r, msg, MessageStatus.FAILED, "config", f"unknown provider {exc}")
+        return _final(ctx, msg, MessageStatus.FAILED, "config", f"unknown provider {exc}")
     except KeyError as exc:
-        return _final(session, r, msg, MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
+        return _final(ctx, msg, MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
     except Throttled as exc:
+        pause = exc.retry_after or 1.0
+        ctx.limiter.pause_sender(sender_id, pause)
+        log.warning("sender throttled by provider; paused", sender_id=sender_id, seconds=pause, code=exc.code)
         return _release(
-            session,
-            msg,
-            exc,
-            retry_in=(exc.retry_after or 1.0) + random.uniform(0, 0.5),
-            attempt=False,
-            lease=settings.send_lease_seconds,
-            channel=config["channel"],
+            ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config["channel"]
         )
     except Permanent as exc:
-        return _final(session, r, msg, MessageStatus.FAILED, exc.code, exc.text)
+        return _final(ctx, msg, MessageStatus.FAILED, exc.code, exc.text)
     except Ambiguous as exc:
-        return _final(session, r, msg, MessageStatus.UNKNOWN, exc.code, exc.text)
+        return _final(ctx, msg, MessageStatus.UNKNOWN, exc.code, exc.text)
     except ProviderError as exc:  # Transient
-        if msg.attempts >= settings.max_send_attempts:
-            text = f"gave up after {msg.attempts} attempts: {exc.text}"
-            return _final(session, r, msg, MessageStatus.FAILED, exc.code, text)
-        return _release(
-            session,
-            msg,
-            exc,
-            retry_in=backoff(msg.attempts),
-            attempt=True,
-            lease=settings.send_lease_seconds,
-            channel=config["channel"],
+        if msg.attempts >= ctx.settings.max_send_attempts:
+            return _final(
+                ctx, msg, MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}"
+            )
+        return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config["channel"])
+    return _final(ctx, msg, MessageStatus.SENT, None, None, provider_id=result.provider_message_id)
+
+
+def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, config: dict[str, Any]) -> Outcome | None:
+    """None when this message may be sent now; otherwise what to do instead."""
+    for _ in range(5):
+        decision = ctx.limiter.acquire(sender_id, campaign_id, config["rate"], config["burst"], cost)
+        if decision.code == lim.GO:
+            return None
+        if decision.code == lim.RESERVED:
+            time.sleep(decision.wait_seconds)  # our slot: sleeping keeps the rate exact
+            # A pause or cancel during the sleep must still stop this send ("within a second").
+            control = ctx.limiter.campaign_control(campaign_id)
+            if control is None:
+                return None
+            return Outcome(control, channel=config["channel"])
+        if decision.code == lim.CAMPAIGN_CANCELLED:
+            return Outcome("cancelled", channel=config["channel"])
+        if decision.code == lim.CAMPAIGN_PAUSED:
+            return Outcome("paused", channel=config["channel"])
+        if decision.wait_seconds > ctx.limiter.max_wait_ms / 1000:
+            break
+        time.sleep(decision.wait_seconds)  # a short provider pause: wait it out, then ask again
+    # A long wait: go back to the broker rather than hold a worker thread.
+    return Outcome("deferred", retry_in=decision.wait_seconds + random.uniform(0, 1.0), channel=config["channel"])
+
+
+def _ref_of(session: Session, message_id: int) -> SendRef | None:
+    row = session.execute(
+        select(Message.sender_id, Message.campaign_id, Message.segments).where(Message.id == message_id)
+    ).first()
+    return (message_id, row.sender_id, row.campaign_id, row.segments) if row else None
+
+
+def claim(session: Session, message_id: int, lease: timedelta) -> Claimed | None:
+    now = datetime.now(UTC)
+    row = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, lease_until=now + lease, updated_at=now)
+        .returning(
+            Message.run_id, Message.campaign_id, Message.sender_id, Message.phone, Message.body, Message.attempts
         )
-    return _final(session, r, msg, MessageStatus.SENT, None, None, provider_id=result.provider_message_id)
+    ).first()
+    session.commit()
+    if row is None:
+        return None
+    return Claimed(message_id, row.run_id, row.campaign_id, row.sender_id, row.phone, row.body or "", row.attempts)
 
 
 def _final(
-    session: Session,
-    r: redis.Redis,
-    msg: Claimed,
-    status: str,
-    code: str | None,
-    text: str | None,
-    *,
-    provider_id: str | None = None,
+    ctx: Context, msg: Claimed, status: str, code: str | None, text: str | None, *, provider_id: str | None = None
 ) -> Outcome:
     now = datetime.now(UTC)
     values: dict[str, Any] = {
@@ -145,33 +194,63 @@ def _final(
     }
     if provider_id is not None:
         values.update(provider_message_id=provider_id, sent_at=now)
-    won = session.execute(
+    won = ctx.session.execute(
         update(Message).where(Message.id == msg.id, Message.status == MessageStatus.SENDING).values(**values)
     ).rowcount  # type: ignore[attr-defined]
-    session.commit()
+    ctx.session.commit()
     if won:
-        counts = stats.bump(r, msg.run_id, status)
+        counts = record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text)
         if counts["pending"] == 0:
-            finish_run(session, msg.run_id)
+            finish_run(ctx.session, msg.run_id)
     return Outcome(status)
 
 
 def _release(
-    session: Session, msg: Claimed, exc: ProviderError, *, retry_in: float, attempt: bool, lease: float, channel: str
+    ctx: Context, msg: Claimed, exc: ProviderError, *, retry_in: float, attempt: bool, channel: str
 ) -> Outcome:
     """Put the message back to `queued` so the republished task can claim it again."""
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "status": MessageStatus.QUEUED,
-        "lease_until": now + timedelta(seconds=retry_in + lease),
+        "lease_until": now + timedelta(seconds=retry_in + ctx.settings.send_lease_seconds),
         "error_code": exc.code,
         "error_text": exc.text,
         "updated_at": now,
     }
     if not attempt:
         values["attempts"] = Message.attempts - 1  # a throttled call is not an attempt
-    session.execute(
+    ctx.session.execute(
         update(Message).where(Message.id == msg.id, Message.status == MessageStatus.SENDING).values(**values)
     )
-    session.commit()
+    ctx.session.commit()
     return Outcome("throttled" if isinstance(exc, Throttled) else "retry", retry_in=retry_in, channel=channel)
+
+
+def _skip(ctx: Context, message_id: int) -> None:
+    """Cancelled: `cancel` skipped the queued rows, but a message released back to queued since then
+    (a retry racing the cancel) is skipped here, so its run can finish."""
+    row = ctx.session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(
+            status=MessageStatus.SKIPPED,
+            error_code="cancelled",
+            error_text="campaign cancelled",
+            lease_until=None,
+            updated_at=datetime.now(UTC),
+        )
+        .returning(Message.run_id)
+    ).first()
+    ctx.session.commit()
+    if row is not None and stats.bump(ctx.r, row.run_id, "skipped")["pending"] == 0:
+        finish_run(ctx.session, row.run_id)
+
+
+def park(session: Session, message_id: int) -> None:
+    """Keep a paused campaign's message out of the reconciler's way until resume."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(lease_until=datetime.now(UTC) + PARKED)
+    )
+    session.commit()

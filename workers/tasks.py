@@ -6,6 +6,7 @@ Task names are explicit strings from `dispatcher.contracts`; the logic never see
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -14,20 +15,22 @@ from celery import Task
 from beat_schedule import ticker
 from dispatcher import contracts, stats
 from dispatcher.config import get_settings
+from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
 from workers import fanout, reconciler, sending
 from workers.app import app
 from workers.http import get_client
+from workers.limiter import SenderLimiter
 
 log = structlog.get_logger(__name__)
 
 
-def publish_sends(message_ids: list[int], channel: str, countdown: float | None = None) -> None:
+def publish_sends(refs: list[SendRef], channel: str, countdown: float | None = None) -> None:
     """Publish one send task per message through one producer (one connection, no per-task pool checkout)."""
     queue = contracts.send_queue(channel)
     with app.producer_or_acquire() as producer:
-        for message_id in message_ids:
-            send_message.apply_async((message_id,), queue=queue, producer=producer, countdown=countdown)
+        for ref in refs:
+            send_message.apply_async(ref, queue=queue, producer=producer, countdown=countdown)
 
 
 def publish_start(run_id: int, fire_at: datetime) -> None:
@@ -54,16 +57,26 @@ def start_run(self: Task, run_id: int, fire_at: str | None = None) -> dict[str, 
 
 
 @app.task(name=contracts.SEND_MESSAGE, bind=True, max_retries=None)
-def send_message(self: Task, message_id: int) -> str:
+def send_message(
+    self: Task, message_id: int, sender_id: int | None = None, campaign_id: int | None = None, cost: int = 1
+) -> str:
     settings = get_settings()
+    ref = (message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
     with session_factory()() as session:
-        outcome = sending.send_one(session, message_id, client=get_client(), r=stats.get_redis(), settings=settings)
+        ctx = sending.Context(session, get_client(), stats.get_redis(), _limiter(), settings)
+        outcome = sending.send_one(ctx, message_id, ref)
     if outcome.retry_in is not None:
         # A fresh message, not self.retry(): throttling must not eat the retry budget, and the
         # attempt count lives on the message row where every worker sees it.
         queue = contracts.send_queue(outcome.channel)
-        send_message.apply_async((message_id,), queue=queue, countdown=outcome.retry_in)
+        args = ref or (message_id,)
+        send_message.apply_async(args, queue=queue, countdown=outcome.retry_in)
     return outcome.status
+
+
+@lru_cache(maxsize=1)
+def _limiter() -> SenderLimiter:
+    return SenderLimiter(stats.get_redis(), max_wait=get_settings().limiter_max_wait_seconds)
 
 
 @app.task(name=contracts.TICK)

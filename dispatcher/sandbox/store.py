@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 Provider = Literal["twilio", "whatsapp_cloud"]
-Outcome = Literal["accepted", "permanent", "transient", "throttle", "ambiguous", "invalid", "unauthorized"]
+Outcome = Literal["accepted", "permanent", "transient", "throttle", "ambiguous", "invalid", "unauthorized", "replayed"]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
@@ -79,6 +79,16 @@ class MessageStore:
         self._counters = _empty_counters()
         self._per_second: dict[int, int] = {}
         self._max_per_second = 0
+        # Idempotency-Key -> the answer first given for it (a retried request gets it again, stores nothing).
+        self._answers: dict[str, dict[str, Any]] = {}
+
+    def replay(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._answers.get(key)
+
+    def remember(self, key: str, answer: dict[str, Any]) -> None:
+        with self._lock:
+            self._answers.setdefault(key, answer)
 
     def count(self, provider: Provider, outcome: Outcome) -> None:
         """Count a request that stored nothing (an error answer)."""
@@ -128,6 +138,7 @@ class MessageStore:
             self._counters = _empty_counters()
             self._per_second = {}
             self._max_per_second = 0
+            self._answers = {}
         return dropped
 
     def stats(self) -> dict[str, Any]:

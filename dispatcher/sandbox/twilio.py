@@ -126,6 +126,13 @@ def build_router(gateway: Gateway) -> APIRouter:
         error = _validate(form)
         if error is not None:
             return refuse("invalid", twilio_error(400, *error))
+        # Like Stripe-style idempotency keys: a retry of a request that was already accepted gets the first
+        # answer and sends nothing, so a client that lost the answer can safely ask again.
+        key = request.headers.get("idempotency-key")
+        if key:
+            first = store.replay(f"{account_sid}:{key}")
+            if first is not None:
+                return refuse("replayed", JSONResponse(first, status_code=201))
         rule = gateway.faults.match(form["To"])
         if rule is not None and rule.kind != "ambiguous":
             return refuse(rule.kind, _fault_response(rule))
@@ -147,6 +154,8 @@ def build_router(gateway: Gateway) -> APIRouter:
         }
         store.accept(record, "ambiguous" if rule is not None else "accepted", now)
         resource = _resource(record, form, format_datetime(now))
+        if key:
+            store.remember(f"{account_sid}:{key}", resource)
         if rule is not None:
             # Stored, but answered too late: the client's read timeout fires after the message left.
             await asyncio.sleep(rule.spec.delay_seconds)

@@ -41,7 +41,7 @@ class Tenant:
         raise AssertionError(f"campaign {campaign_id} not final after {timeout}s: {body['status']} {body['stats']}")
 
 
-def make_tenant(stack: Stack, name: str = "acme") -> Tenant:
+def make_tenant(stack: Stack, name: str = "acme", *, rate: float = 1000, burst: int = 1000) -> Tenant:
     from dispatcher.accounts import create_account
     from dispatcher.api.app import create_app
     from dispatcher.db.models import Sender
@@ -57,8 +57,8 @@ def make_tenant(stack: Stack, name: str = "acme") -> Tenant:
             settings={},
             active=True,
             is_default=True,
-            rate=1000,
-            burst=1000,
+            rate=rate,
+            burst=burst,
         )
         session.add(sender)
         session.flush()

@@ -105,6 +105,7 @@ def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
         "DISPATCHER_PROVIDER_READ_TIMEOUT": "2",
         # A one-minute grid lets schedule tests fire within a minute instead of fifteen.
         "DISPATCHER_SCHEDULE_GRID_MINUTES": "1",
+        "DISPATCHER_ERROR_BUDGET": "10",
     }
 
 

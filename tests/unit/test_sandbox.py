@@ -662,3 +662,22 @@ def test_store_keeps_every_message_when_threads_accept_at_once() -> None:
 @pytest.mark.parametrize(("seconds", "header"), [(1, "1"), (1.0, "1"), (0.5, "0.5"), (2.25, "2.25"), (0, "0")])
 def test_retry_after_is_whole_seconds_when_it_can_be(seconds: float, header: str) -> None:
     assert format_retry_after(seconds) == header
+
+
+def test_a_retried_twilio_request_with_the_same_idempotency_key_is_answered_once() -> None:
+    client = TestClient(create_app())
+    auth = ("ACidem", "token")
+    form = {"To": "+2250707123456", "From": "Me", "Body": "once"}
+    first = client.post(
+        "/2010-04-01/Accounts/ACidem/Messages.json", data=form, auth=auth, headers={"Idempotency-Key": "msg-1"}
+    )
+    again = client.post(
+        "/2010-04-01/Accounts/ACidem/Messages.json", data=form, auth=auth, headers={"Idempotency-Key": "msg-1"}
+    )
+    other = client.post(
+        "/2010-04-01/Accounts/ACidem/Messages.json", data=form, auth=auth, headers={"Idempotency-Key": "msg-2"}
+    )
+    assert first.status_code == again.status_code == other.status_code == 201
+    assert again.json()["sid"] == first.json()["sid"] != other.json()["sid"]
+    assert client.get("/_sandbox/messages").json()["count"] == 2
+    assert client.get("/_sandbox/stats").json()["by_outcome"]["replayed"] == 1

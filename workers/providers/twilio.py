@@ -45,7 +45,9 @@ class TwilioSms:
             form["StatusCallback"] = f"{self.status_callback}?mid={message.message_id}"
         url = f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
-            response = self.client.post(url, data=form, auth=(self.account_sid, self.auth_token))
+            # Providers that deduplicate (the sandbox) answer a retried request once; others ignore the header.
+            headers = {"Idempotency-Key": f"msg-{message.message_id}"}
+            response = self.client.post(url, data=form, auth=(self.account_sid, self.auth_token), headers=headers)
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
         if response.status_code in (200, 201):

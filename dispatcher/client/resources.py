@@ -1,0 +1,173 @@
+"""`client.senders`, `client.contacts` and `client.groups`: the audience and the sender of campaigns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
+from dispatcher.client._call import Call, compact, model, model_list, path, query
+from dispatcher.client.campaigns import ContactRef, contact_json
+from dispatcher.client.models import Contact, ContactPage, Group, GroupContactsAdded, Sender
+
+# `list` is a method name below: these aliases keep annotations pointing at the builtin.
+SenderList = list[Sender]
+GroupList = list[Group]
+Scalar = str | int | float | bool | None
+
+
+class SenderCalls:
+    """Each sender call, described once."""
+
+    @staticmethod
+    def create(
+        label: str,
+        *,
+        channel: Literal["sms", "whatsapp"] | None = None,
+        provider: Literal["sandbox", "twilio", "whatsapp_cloud"] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        default: bool | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+    ) -> Call[Sender]:
+        """Add a sender (server defaults: channel "sms", provider "sandbox", active). `settings` hold the
+        provider's URL and credentials; they are stored and never returned."""
+        body = compact(
+            channel=channel,
+            label=label,
+            provider=provider,
+            settings=settings,
+            active=active,
+            default=default,
+            rate=rate,
+            burst=burst,
+        )
+        return Call("POST", "/v1/senders", model(Sender), body=body)
+
+    @staticmethod
+    def list() -> Call[SenderList]:
+        """Every sender of the account."""
+        return Call("GET", "/v1/senders", model_list(Sender))
+
+    @staticmethod
+    def get(sender_id: str | int) -> Call[Sender]:
+        return Call("GET", path("v1", "senders", sender_id), model(Sender))
+
+
+class ContactCalls:
+    """Each contact call, described once."""
+
+    @staticmethod
+    def create(
+        phone: str | int,
+        *,
+        name: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        sex: Literal["M", "F"] | None = None,
+        fields: Mapping[str, Scalar] | None = None,
+    ) -> Call[Contact]:
+        """Create a contact; posting a phone that exists updates the fields given (the server answers 200)."""
+        body = compact(phone=phone, name=name, firstName=first_name, lastName=last_name, sex=sex, fields=fields)
+        return Call("POST", "/v1/contacts", model(Contact), body=body)
+
+    @staticmethod
+    def list(*, page: int | None = None, limit: int | None = None, phone: str | None = None) -> Call[ContactPage]:
+        """A page of contacts (server defaults: page 1, limit 50); `phone` finds one number."""
+        return Call("GET", "/v1/contacts", model(ContactPage), params=query(page=page, limit=limit, phone=phone))
+
+    @staticmethod
+    def get(contact_id: str | int) -> Call[Contact]:
+        return Call("GET", path("v1", "contacts", contact_id), model(Contact))
+
+
+class GroupCalls:
+    """Each group call, described once."""
+
+    @staticmethod
+    def create(name: str, *, contact_ids: Sequence[str | int] | None = None) -> Call[Group]:
+        """Create a group, optionally with saved contacts as members."""
+        body = compact(name=name, contactIds=list(contact_ids) if contact_ids is not None else None)
+        return Call("POST", "/v1/groups", model(Group), body=body)
+
+    @staticmethod
+    def list() -> Call[GroupList]:
+        """Every group of the account."""
+        return Call("GET", "/v1/groups", model_list(Group))
+
+    @staticmethod
+    def get(group_id: str | int) -> Call[Group]:
+        return Call("GET", path("v1", "groups", group_id), model(Group))
+
+    @staticmethod
+    def add_contacts(
+        group_id: str | int,
+        *,
+        contact_ids: Sequence[str | int] | None = None,
+        contacts: Sequence[ContactRef] | None = None,
+    ) -> Call[GroupContactsAdded]:
+        """Add saved contacts by id and/or contacts by phone (created, or updated when the phone exists)."""
+        body = compact(
+            contactIds=list(contact_ids) if contact_ids is not None else None,
+            contacts=[contact_json(c) for c in contacts] if contacts is not None else None,
+        )
+        return Call("POST", path("v1", "groups", group_id, "contacts"), model(GroupContactsAdded), body=body)
+
+    @staticmethod
+    def contacts(group_id: str | int, *, page: int | None = None, limit: int | None = None) -> Call[ContactPage]:
+        """A page of the group's members (server defaults: page 1, limit 50; no `total`)."""
+        params = query(page=page, limit=limit)
+        return Call("GET", path("v1", "groups", group_id, "contacts"), model(ContactPage), params=params)
+
+
+class Senders(SyncResource):
+    """`client.senders` of the sync `Client`."""
+
+    create = sync_call(SenderCalls.create)
+    list = sync_call(SenderCalls.list)
+    get = sync_call(SenderCalls.get)
+
+
+class AsyncSenders(AsyncResource):
+    """`client.senders` of the `AsyncClient`."""
+
+    create = async_call(SenderCalls.create)
+    list = async_call(SenderCalls.list)
+    get = async_call(SenderCalls.get)
+
+
+class Contacts(SyncResource):
+    """`client.contacts` of the sync `Client`."""
+
+    create = sync_call(ContactCalls.create)
+    list = sync_call(ContactCalls.list)
+    get = sync_call(ContactCalls.get)
+
+
+class AsyncContacts(AsyncResource):
+    """`client.contacts` of the `AsyncClient`."""
+
+    create = async_call(ContactCalls.create)
+    list = async_call(ContactCalls.list)
+    get = async_call(ContactCalls.get)
+
+
+class Groups(SyncResource):
+    """`client.groups` of the sync `Client`."""
+
+    create = sync_call(GroupCalls.create)
+    list = sync_call(GroupCalls.list)
+    get = sync_call(GroupCalls.get)
+    add_contacts = sync_call(GroupCalls.add_contacts)
+    contacts = sync_call(GroupCalls.contacts)
+
+
+class AsyncGroups(AsyncResource):
+    """`client.groups` of the `AsyncClient`."""
+
+    create = async_call(GroupCalls.create)
+    list = async_call(GroupCalls.list)
+    get = async_call(GroupCalls.get)
+    add_contacts = async_call(GroupCalls.add_contacts)
+    contacts = async_call(GroupCalls.contacts)

@@ -1,0 +1,51 @@
+"""Recording a final outcome: counters, and the error budget that auto-pauses a failing campaign.
+
+A run of consecutive permanent failures (a wrong sender, an expired token, a template problem) would
+otherwise burn through a whole audience. After `error_budget` of them in a row, the campaign pauses
+itself with the reason in its details; any success resets the count.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dispatcher import control, keys, stats
+from dispatcher.db.models import Campaign, MessageStatus
+from dispatcher.errors import Conflict
+
+if TYPE_CHECKING:
+    from workers.sending import Context
+
+log = structlog.get_logger(__name__)
+
+
+def record_outcome(
+    ctx: Context, run_id: int, campaign_id: int, status: str, code: str | None, text: str | None
+) -> dict[str, int]:
+    """Count the outcome and track consecutive permanent failures, in one round trip; returns the run's counts."""
+    pipe = ctx.r.pipeline(transaction=True)
+    pipe.hincrby(keys.run_stats(run_id), status, 1)
+    streak_key = keys.campaign_failures(campaign_id)
+    if status == MessageStatus.FAILED:
+        pipe.incr(streak_key)
+        pipe.expire(streak_key, 24 * 3600)
+    else:
+        pipe.delete(streak_key)
+    pipe.hgetall(keys.run_stats(run_id))
+    results = pipe.execute()
+    budget = ctx.settings.error_budget
+    if status == MessageStatus.FAILED and budget and int(results[1]) == budget:
+        _auto_pause(ctx, campaign_id, budget, code, text)
+    return stats.as_counts(results[-1])
+
+
+def _auto_pause(ctx: Context, campaign_id: int, budget: int, code: str | None, text: str | None) -> None:
+    campaign = ctx.session.get_one(Campaign, campaign_id, populate_existing=True)
+    reason = f"auto-paused after {budget} consecutive permanent failures (last: {code}: {text})"
+    try:
+        control.pause(ctx.session, campaign, reason=reason)
+    except Conflict:
+        return  # already paused or finished
+    log.warning("campaign auto-paused", campaign_id=campaign_id, reason=reason)
