@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # Where the CLI reaches the API; empty means http://{api_host}:{api_port}.
     api_url: str = ""
     api_token: SecretStr | None = None
+    # The URL providers call us at, when a proxy sits in front (Twilio signs the exact URL it called).
+    public_url: str = ""
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8025

@@ -25,7 +25,7 @@ class SenderCreate(_In):
     )
     active: bool = True
     default: bool = False
-    rate: float = Field(default=10.0, gt=0, le=10_000, description="Messages per second")
+    rate: float | None = Field(default=None, gt=0, le=10_000, description="Messages per second (sms 10, whatsapp 80)")
     burst: int = Field(default=10, ge=1, le=100_000)
 
 

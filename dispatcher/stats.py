@@ -85,3 +85,18 @@ def total(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
         for f in out:
             out[f] += int(c.get(f, 0))
     return out
+
+
+_BUMP_IF_PRESENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+def bump_if_present(r: redis.Redis, run_id: int, deltas: Mapping[str, int]) -> bool:
+    """Apply deltas only to live counters; False when Redis has none (the caller rebuilds them)."""
+    args: list[str | int] = []
+    for field, delta in deltas.items():
+        args += [field, delta]
+    return bool(r.eval(_BUMP_IF_PRESENT, 1, keys.run_stats(run_id), *args))

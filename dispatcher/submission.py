@@ -19,10 +19,19 @@ from sqlalchemy.orm import Session
 from beat_schedule.grid import ScheduleError, check_scheduled, parse_zone
 from beat_schedule.rules import next_fire, parse_recurring
 from dispatcher import contacts as contact_store
-from dispatcher import payloads
+from dispatcher import payloads, templates
 from dispatcher.composer import MAX_SEGMENTS, compose_sms
 from dispatcher.config import Settings
-from dispatcher.db.models import Campaign, CampaignContact, CampaignType, Contact, Run, RunStatus
+from dispatcher.db.models import (
+    Campaign,
+    CampaignContact,
+    CampaignType,
+    Contact,
+    Run,
+    RunStatus,
+    Template,
+    TemplateStatus,
+)
 from dispatcher.errors import Collector, IdempotencyMismatch, Loc, SpecError
 from dispatcher.payloads import CampaignSpec, RecipientSpec
 from dispatcher.personalisation import Person, custom_variables, missing_fields
@@ -89,14 +98,9 @@ def _build(
     session: Session, account_id: int, spec: CampaignSpec, settings: Settings, now: datetime
 ) -> tuple[Campaign, list[Run]]:
     errors = Collector()
-    if spec.channel != "sms":
-        raise SpecError.single(
-            spec.locs.get("template", ("contacts_and_data",)),
-            'WhatsApp template campaigns are not available on this server yet; use channel "sms"',
-            "not_supported",
-        )
     sender, warning = resolve_sender(session, account_id, spec.channel, spec.sender_ref, spec.locs["sender"], errors)
-    direct = _resolve_recipients(session, account_id, spec.recipients, errors)
+    template = _resolve_template(session, account_id, spec, errors) if spec.channel == "whatsapp" else None
+    direct = _resolve_recipients(session, account_id, spec.recipients, errors, sms=spec.channel == "sms")
     group_ids = _resolve_groups(session, account_id, spec.group_ids, spec.locs["groups"], errors)
     schedule = _resolve_schedule(spec, settings, now, errors)
     errors.raise_if_any()
@@ -109,9 +113,12 @@ def _build(
             audience.append((contact, (*spec.locs["groups"], "members", contact.id)))
     if not audience:
         raise SpecError.single(spec.locs["contacts"], "the campaign has no recipients", "missing")
-    summary = _check_texts(spec, audience, errors)
+    if template is not None:
+        summary = _check_template_data(spec, template, direct, errors)
+    else:
+        summary = _check_texts(spec, audience, errors)
     errors.raise_if_any()
-    assert sender is not None and spec.text is not None
+    assert sender is not None
     if warning:
         summary["warnings"] = [warning]
 
@@ -121,7 +128,8 @@ def _build(
         channel=spec.channel,
         type=spec.type,
         sender_id=sender.id,
-        text=spec.text,
+        text=spec.text if template is None else None,
+        template_id=template.id if template is not None else None,
         scheduled_at=schedule.get("scheduled_at"),
         recurring=schedule.get("recurring"),
         timezone=schedule.get("timezone"),
@@ -153,14 +161,14 @@ def _build(
 
 
 def _resolve_recipients(
-    session: Session, account_id: int, recipients: list[RecipientSpec], errors: Collector
+    session: Session, account_id: int, recipients: list[RecipientSpec], errors: Collector, *, sms: bool = True
 ) -> list[tuple[Contact, Loc]]:
     """Find or create the listed contacts; a phone listed twice is one recipient (the first listing wins)."""
     phones: dict[int, str] = {}
     for i, r in enumerate(recipients):
         if r.phone is not None:
             try:
-                phones[i] = normalize(r.phone)
+                phones[i] = normalize(r.phone, sms=sms)
             except PhoneError as exc:
                 errors.add((*r.loc, r.phone_field), str(exc), "phone")
     wanted_ids = {i: contact_store.parse_id(r.contact_id) for i, r in enumerate(recipients) if r.contact_id is not None}
@@ -200,6 +208,62 @@ def _resolve_recipients(
             out.append((contact, r.loc))
     session.flush()
     return out
+
+
+def _resolve_template(session: Session, account_id: int, spec: CampaignSpec, errors: Collector) -> Template | None:
+    """The approved template named by the envelope, fitting the channel."""
+    loc = spec.locs["template"]
+    if spec.template_ref in (None, ""):
+        errors.add(loc, "a WhatsApp campaign needs message_template_id", "missing")
+        return None
+    found = templates.find(session, account_id, spec.template_ref)
+    if not found:
+        errors.add(loc, f"template {spec.template_ref!r} does not exist in this account", "not_found")
+        return None
+    if len(found) > 1:
+        langs = ", ".join(f"{t.id} ({t.language})" for t in found)
+        errors.add(loc, f"template name {spec.template_ref!r} exists in several languages; use an id: {langs}")
+        return None
+    template = found[0]
+    if template.status != TemplateStatus.APPROVED:
+        errors.add(loc, f"template {template.name!r} is {template.status}: only APPROVED templates can be sent")
+    elif template.channel != spec.channel:
+        errors.add(loc, f"template {template.name!r} is for {template.channel}, not {spec.channel}")
+    return template
+
+
+def _check_template_data(
+    spec: CampaignSpec, template: Template, direct: list[tuple[Contact, Loc]], errors: Collector
+) -> dict[str, Any]:
+    """Each contact's `data` must hold exactly the template's variables, with values Meta accepts."""
+    wanted = {str(i) for i in range(1, template.variables + 1)}
+    by_loc = {r.loc: r for r in spec.recipients}
+    for _contact, loc in direct:
+        data = by_loc[loc].data or {}
+        for key in sorted(wanted - set(data), key=int):
+            errors.add(
+                (*loc, "data", key),
+                f"missing {{{{{key}}}}}: template {template.name!r} has {template.variables} variable(s)",
+                "template_data",
+            )
+        for key in sorted(set(data) - wanted):
+            errors.add(
+                (*loc, "data", key),
+                f"template {template.name!r} has {template.variables} variable(s); {key!r} is not one of them",
+                "template_data",
+            )
+        for key in sorted(wanted & set(data), key=int):
+            problem = templates.parameter_problem(data[key])
+            if problem:
+                errors.add((*loc, "data", key), problem, "template_data")
+    return {
+        "recipients": len(direct),
+        "template": template.name,
+        "language": template.language,
+        "encoding": None,
+        "segments": None,
+        "totalSegments": None,
+    }
 
 
 def _resolve_groups(

@@ -16,11 +16,21 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as contact_store
-from dispatcher import stats
+from dispatcher import stats, templates
 from dispatcher.completion import finish_run
 from dispatcher.composer import compose_sms
 from dispatcher.contracts import SendRef
-from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus, Sender
+from dispatcher.db.models import (
+    Campaign,
+    CampaignContact,
+    Contact,
+    Message,
+    MessageStatus,
+    Run,
+    RunStatus,
+    Sender,
+    Template,
+)
 from dispatcher.outbox import queued_refs
 from dispatcher.personalisation import custom_variables, missing_fields
 from dispatcher.submission import to_person
@@ -59,40 +69,73 @@ def audience(session: Session, campaign: Campaign) -> Iterator[tuple[Contact, di
             yield contact, None
 
 
+RowContent = Callable[[Contact, dict[str, Any] | None], dict[str, Any]]
+
+
+def sms_content(campaign: Campaign) -> RowContent:
+    assert campaign.text is not None
+    text = campaign.text
+    custom = custom_variables(text)
+
+    def content(contact: Contact, _data: dict[str, Any] | None) -> dict[str, Any]:
+        person = to_person(contact)
+        missing = missing_fields(person, custom)
+        if missing:
+            # The contact lost a field since submission: say so instead of sending a broken text.
+            return _skipped("variable", "missing field " + ", ".join("@" + m for m in missing))
+        composed = compose_sms(text, person)
+        return {"body": composed.body, "encoding": composed.encoding, "segments": composed.segments}
+
+    return content
+
+
+def template_content(template: Template) -> RowContent:
+    def content(_contact: Contact, data: dict[str, Any] | None) -> dict[str, Any]:
+        data = data or {}
+        if any(str(i) not in data for i in range(1, template.variables + 1)):
+            return _skipped("template_data", f"no data for the {template.variables} variable(s) of {template.name}")
+        params = templates.parameters(data, template.variables)
+        return {"body": templates.render(template.body, params), "template_params": params, "segments": 1}
+
+    return content
+
+
+def _skipped(code: str, text: str) -> dict[str, Any]:
+    return {"status": MessageStatus.SKIPPED, "segments": 0, "error_code": code, "error_text": text}
+
+
 def materialise(session: Session, run: Run, campaign: Campaign, lease_until: datetime) -> tuple[int, int]:
     """Insert the run's message rows, rendered now; returns (rows, rows skipped).
 
     Each queued row's lease covers the time the sender's rate needs to reach it, so the reconciler
     does not mistake a long, rate-limited backlog for lost tasks.
     """
-    assert campaign.text is not None
     rate = session.get_one(Sender, campaign.sender_id).rate
-    custom = custom_variables(campaign.text)
-    base = {"run_id": run.id, "campaign_id": campaign.id, "account_id": run.account_id, "sender_id": campaign.sender_id}
+    if campaign.template_id is not None:
+        content = template_content(session.get_one(Template, campaign.template_id))
+    else:
+        content = sms_content(campaign)
+    # Every row has every key: executemany batches rows of one shape.
+    base = {
+        "run_id": run.id,
+        "campaign_id": campaign.id,
+        "account_id": run.account_id,
+        "sender_id": campaign.sender_id,
+        "body": None,
+        "encoding": None,
+        "template_params": None,
+        "error_code": None,
+        "error_text": None,
+        "lease_until": None,
+    }
     batch: list[dict[str, Any]] = []
     count = skipped = 0
-    for contact, _data in audience(session, campaign):
-        person = to_person(contact)
-        row = {**base, "contact_id": contact.id, "phone": contact.phone}
-        missing = missing_fields(person, custom)
-        if missing:
-            # The contact lost a field since submission: say so instead of sending a broken text.
-            row.update(
-                status=MessageStatus.SKIPPED,
-                segments=0,
-                error_code="variable",
-                error_text="missing field " + ", ".join("@" + m for m in missing),
-            )
+    for contact, data in audience(session, campaign):
+        row = {**base, "contact_id": contact.id, "phone": contact.phone, **content(contact, data)}
+        if "status" in row:
             skipped += 1
         else:
-            composed = compose_sms(campaign.text, person)
-            row.update(
-                status=MessageStatus.QUEUED,
-                body=composed.body,
-                encoding=composed.encoding,
-                segments=composed.segments,
-                lease_until=lease_until + timedelta(seconds=count / rate),
-            )
+            row.update(status=MessageStatus.QUEUED, lease_until=lease_until + timedelta(seconds=count / rate))
         batch.append(row)
         count += 1
         if len(batch) >= INSERT_CHUNK:

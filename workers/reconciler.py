@@ -38,14 +38,14 @@ def reconcile(
 
 def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:
     rows = session.execute(
-        select(Message.id, Message.run_id, Sender.provider, Sender.settings)
+        select(Message.id, Message.run_id, Sender.provider, Sender.channel)
         .join(Sender, Sender.id == Message.sender_id)
         .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
         .limit(BATCH)
     ).all()
     requeued = unknown = 0
     for row in rows:
-        resend = is_idempotent(row.provider, row.settings or {})
+        resend = is_idempotent(row.provider, row.channel)
         values = (
             {"status": MessageStatus.QUEUED, "lease_until": now}
             if resend

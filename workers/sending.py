@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -19,15 +20,16 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import stats
+from dispatcher import conversations, stats
 from dispatcher.completion import finish_run
-from dispatcher.config import Settings
+from dispatcher.config import Settings, get_settings
 from dispatcher.contracts import SendRef
-from dispatcher.db.models import Message, MessageStatus, Sender
+from dispatcher.db.models import Campaign, Message, MessageStatus, Sender, Template
+from dispatcher.db.session import session_factory
 from workers import limiter as lim
 from workers.budget import record_outcome
-from workers.providers.base import Ambiguous, OutboundSms, Permanent, ProviderError, Throttled
-from workers.providers.registry import UnknownProvider, sms_provider
+from workers.providers.base import Ambiguous, Outbound, Permanent, ProviderError, TemplateCall, Throttled
+from workers.providers.registry import UnknownProvider, provider_for
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +53,11 @@ class Claimed:
     id: int
     run_id: int
     campaign_id: int
-    sender_id: int
+    account_id: int
+    contact_id: int
     phone: str
     body: str
+    params: tuple[str, ...]
     attempts: int
 
 
@@ -74,15 +78,36 @@ def sender_config(session: Session, sender_id: int) -> dict[str, Any]:
     if hit and hit[0] > time.monotonic():
         return hit[1]
     sender = session.get_one(Sender, sender_id)
+    defaults: dict[str, Any] = {"from": sender.label}
+    if sender.provider == "sandbox" and sender.channel == "whatsapp":
+        defaults["phone_number_id"] = sandbox_phone_number_id(sender.id)
+    if sender.provider == "sandbox" and sender.channel == "sms":
+        # The sandbox posts delivery receipts where a real Twilio account would: our webhook.
+        defaults["status_callback"] = f"{get_settings().api_url}/v1/webhooks/twilio/{sender.id}"
     config = {
         "provider": sender.provider,
         "channel": sender.channel,
         "rate": sender.rate,
         "burst": sender.burst,
-        "settings": {"from": sender.label, **(sender.settings or {})},
+        "settings": {**defaults, **(sender.settings or {})},
     }
     _sender_cache[sender_id] = (time.monotonic() + SENDER_CACHE_SECONDS, config)
     return config
+
+
+def sandbox_phone_number_id(sender_id: int) -> str:
+    """A stable Graph phone-number id for a sandbox WhatsApp sender that did not set one."""
+    return str(100_000_000_000_000 + sender_id)
+
+
+@lru_cache(maxsize=4096)
+def campaign_content(session_url: str, campaign_id: int) -> tuple[TemplateCall | None, tuple[str, ...], str | None]:
+    """What every message of a campaign shares: its template, conversation tags and trigger (immutable)."""
+    with session_factory(session_url)() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        template = session.get(Template, campaign.template_id) if campaign.template_id else None
+        call = TemplateCall(template.name, template.language, ()) if template else None
+        return call, tuple(campaign.conversation_tags or ()), campaign.trigger
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
@@ -107,17 +132,23 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     msg = claim(ctx.session, message_id, timedelta(seconds=ctx.settings.send_lease_seconds))
     if msg is None:
         return Outcome("not-claimed", channel=config["channel"])
+    template, tags, trigger = campaign_content(ctx.settings.database_url, campaign_id)
+    if template is not None:
+        template = TemplateCall(template.name, template.language, msg.params)
     try:
-        provider = sms_provider(config["provider"], ctx.client, config["settings"])
-        result = provider.send_sms(OutboundSms(message_id=msg.id, to=msg.phone, body=msg.body))
+        provider = provider_for(config["provider"], config["channel"], ctx.client, config["settings"])
+        result = provider.send(Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template))
     except UnknownProvider as exc:
         return _final(ctx, msg, MessageStatus.FAILED, "config", f"unknown provider {exc}")
     except KeyError as exc:
         return _final(ctx, msg, MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
     except Throttled as exc:
-        pause = exc.retry_after or 1.0
-        ctx.limiter.pause_sender(sender_id, pause)
-        log.warning("sender throttled by provider; paused", sender_id=sender_id, seconds=pause, code=exc.code)
+        if exc.sender_wide:
+            pause = exc.retry_after or 1.0
+            ctx.limiter.pause_sender(sender_id, pause)
+            log.warning("sender throttled by provider; paused", sender_id=sender_id, seconds=pause, code=exc.code)
+        else:  # one recipient over its pair rate: only this message waits (1, 4, 16, 64 s...)
+            pause = exc.retry_after or 4.0 ** min(msg.attempts - 1, 4)
         return _release(
             ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config["channel"]
         )
@@ -131,7 +162,10 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
                 ctx, msg, MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}"
             )
         return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config["channel"])
-    return _final(ctx, msg, MessageStatus.SENT, None, None, provider_id=result.provider_message_id)
+    outcome = _final(ctx, msg, MessageStatus.SENT, None, None, provider_id=result.provider_message_id)
+    if tags:
+        conversations.tag_after_send(ctx.session, msg.account_id, sender_id, msg.contact_id, list(tags), trigger)
+    return outcome
 
 
 def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, config: dict[str, Any]) -> Outcome | None:
@@ -172,13 +206,30 @@ def claim(session: Session, message_id: int, lease: timedelta) -> Claimed | None
         .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
         .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, lease_until=now + lease, updated_at=now)
         .returning(
-            Message.run_id, Message.campaign_id, Message.sender_id, Message.phone, Message.body, Message.attempts
+            Message.run_id,
+            Message.campaign_id,
+            Message.account_id,
+            Message.contact_id,
+            Message.phone,
+            Message.body,
+            Message.template_params,
+            Message.attempts,
         )
     ).first()
     session.commit()
     if row is None:
         return None
-    return Claimed(message_id, row.run_id, row.campaign_id, row.sender_id, row.phone, row.body or "", row.attempts)
+    return Claimed(
+        message_id,
+        row.run_id,
+        row.campaign_id,
+        row.account_id,
+        row.contact_id,
+        row.phone,
+        row.body or "",
+        tuple(row.template_params or ()),
+        row.attempts,
+    )
 
 
 def _final(

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatcher.api import openapi
-from dispatcher.api.routes import campaigns, contacts, health, senders
+from dispatcher.api.routes import campaigns, contacts, conversations, health, senders, templates, webhooks
 from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError
 
 
@@ -26,6 +26,9 @@ def create_app() -> FastAPI:
     for router in (
         campaigns.router,
         senders.router,
+        templates.router,
+        conversations.router,
+        webhooks.router,
         contacts.contacts_router,
         contacts.groups_router,
         health.router,

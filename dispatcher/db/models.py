@@ -183,6 +183,51 @@ class GroupMember(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
 
 
+class TemplateStatus(enum.StrEnum):
+    APPROVED = "APPROVED"
+    PENDING = "PENDING"
+    REJECTED = "REJECTED"
+
+
+class Template(Base):
+    """A WhatsApp message template as approved by Meta: only APPROVED ones can be sent."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("account_id", "name", "language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), default=Channel.WHATSAPP)
+    name: Mapped[str] = mapped_column(String(512))  # the provider's template name
+    language: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    variables: Mapped[int] = mapped_column(Integer)  # how many {{n}} the body has
+    status: Mapped[str] = mapped_column(String(16), default=TemplateStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Conversation(Base):
+    """A WhatsApp conversation with one contact through one sender, and its tags.
+
+    `pending_tags` wait for a reply (trigger `any-reply`) and move to `tags` when the contact writes.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("sender_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    pending_tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    last_inbound_at: Mapped[datetime | None] = mapped_column()
+    last_inbound_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Campaign(Base):
     """The definition. Each firing is a `Run`; a standard or scheduled campaign has exactly one."""
 
@@ -201,7 +246,7 @@ class Campaign(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"))
     text: Mapped[str | None] = mapped_column(Text)
-    template_id: Mapped[int | None] = mapped_column(Integer)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id"))
     scheduled_at: Mapped[datetime | None] = mapped_column()
     recurring: Mapped[dict[str, Any] | None] = mapped_column(Json)
     timezone: Mapped[str | None] = mapped_column(String(64))

@@ -45,6 +45,11 @@ class Stack:
     env: dict[str, str]
     workers: list[Service] = field(default_factory=list)
 
+    @property
+    def api_url(self) -> str:
+        """The live API (uvicorn in a thread of the test process), for callers that need real HTTP."""
+        return self.env["DISPATCHER_API_URL"]
+
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
     if proc.poll() is None:
@@ -94,7 +99,10 @@ def sandbox(logs: Path) -> Iterator[Service]:
 
 
 def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
+    api_port = free_port()
     return {
+        "DISPATCHER_API_PORT": str(api_port),
+        "DISPATCHER_API_URL": f"http://127.0.0.1:{api_port}",
         "DISPATCHER_DATABASE_URL": db_url,
         "DISPATCHER_REDIS_URL": redis_url,
         "DISPATCHER_BROKER_URL": redis_url,
@@ -161,8 +169,31 @@ def stack(db_url: str, redis_url: str, sandbox: Service, logs: Path) -> Iterator
     apply_env(env)
     running = Stack(db_url, redis_url, sandbox, env)
     try:
-        running.workers.append(start_worker(env, logs))
-        yield running
+        with live_api(int(env["DISPATCHER_API_PORT"])):
+            running.workers.append(start_worker(env, logs))
+            yield running
     finally:
         for worker in running.workers:
             _stop(worker.proc, grace=30)
+
+
+@contextmanager
+def live_api(port: int) -> Iterator[None]:
+    """The API served over real HTTP from a thread, so the sandbox can call its webhooks."""
+    import threading
+
+    import uvicorn
+
+    from dispatcher.api.app import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -26,10 +26,22 @@ import httpx
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundSms:
+class TemplateCall:
+    """An approved WhatsApp template and its body parameters, in order."""
+
+    name: str
+    language: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message to one recipient: an SMS body, or a template (whose rendered `body` is only a preview)."""
+
     message_id: int
     to: str  # E.164 with '+'
     body: str
+    template: TemplateCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +57,15 @@ class ProviderError(Exception):
 
 
 class Throttled(ProviderError):
-    def __init__(self, text: str, code: str | int | None = None, retry_after: float | None = None) -> None:
+    """`sender_wide`: the whole sender must slow down (account or number throughput); otherwise only this
+    recipient is over its limit (WhatsApp's pair rate, 131056) and only this message waits."""
+
+    def __init__(
+        self, text: str, code: str | int | None = None, retry_after: float | None = None, *, sender_wide: bool = True
+    ) -> None:
         super().__init__(text, code)
         self.retry_after = retry_after
+        self.sender_wide = sender_wide
 
 
 class Transient(ProviderError):
@@ -62,10 +80,10 @@ class Permanent(ProviderError):
     pass
 
 
-class SmsProvider(Protocol):
-    """Sends one SMS; returns the provider's message id or raises a ProviderError subclass."""
+class Provider(Protocol):
+    """Sends one message; returns the provider's message id or raises a ProviderError subclass."""
 
-    def send_sms(self, message: OutboundSms) -> SendResult: ...
+    def send(self, message: Outbound) -> SendResult: ...
 
 
 # Retry-After is clamped: below 1 s is noise, above 15 min would outlive our countdown budget.

@@ -1,4 +1,4 @@
-"""Provider name -> adapter. A sender's `provider` and `settings` select and configure its adapter."""
+"""(provider, channel) -> adapter. A sender's `provider` and `settings` select and configure its adapter."""
 
 from __future__ import annotations
 
@@ -8,25 +8,29 @@ from typing import Any
 import httpx
 
 from dispatcher.config import get_settings
-from workers.providers.base import SmsProvider
+from workers.providers.base import Provider
 from workers.providers.twilio import TwilioSms
+from workers.providers.whatsapp_cloud import WhatsAppCloud
+
+Factory = Callable[[httpx.Client, dict[str, Any]], Provider]
 
 
-def _sandbox(client: httpx.Client, settings: dict[str, Any]) -> SmsProvider:
+def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
     # The sandbox speaks Twilio's wire format at our own gateway; settings may point it elsewhere.
-    merged = {
-        "base_url": get_settings().sandbox_url,
-        "account_sid": "ACsandbox",
-        "auth_token": "sandbox",
-        "from": settings.get("from") or "Sandbox",
-        **settings,
-    }
-    return TwilioSms(client, merged)
+    defaults = {"base_url": get_settings().sandbox_url, "account_sid": "ACsandbox", "auth_token": "sandbox"}
+    return TwilioSms(client, {**defaults, **settings})
 
 
-SMS_PROVIDERS: dict[str, Callable[[httpx.Client, dict[str, Any]], SmsProvider]] = {
-    "sandbox": _sandbox,
-    "twilio": TwilioSms,
+def _sandbox_whatsapp(client: httpx.Client, settings: dict[str, Any]) -> Provider:
+    defaults = {"base_url": get_settings().sandbox_url, "access_token": "sandbox"}
+    return WhatsAppCloud(client, {**defaults, **settings})
+
+
+PROVIDERS: dict[tuple[str, str], Factory] = {
+    ("sandbox", "sms"): _sandbox_sms,
+    ("twilio", "sms"): TwilioSms,
+    ("sandbox", "whatsapp"): _sandbox_whatsapp,
+    ("whatsapp_cloud", "whatsapp"): WhatsAppCloud,
 }
 
 
@@ -34,17 +38,17 @@ class UnknownProvider(KeyError):
     pass
 
 
-def sms_provider(name: str, client: httpx.Client, settings: dict[str, Any]) -> SmsProvider:
+def provider_for(name: str, channel: str, client: httpx.Client, settings: dict[str, Any]) -> Provider:
     try:
-        factory = SMS_PROVIDERS[name]
+        factory = PROVIDERS[(name, channel)]
     except KeyError:
-        raise UnknownProvider(name) from None
+        raise UnknownProvider(f"{name} for {channel}") from None
     return factory(client, settings)
 
 
-def is_idempotent(name: str, settings: dict[str, Any]) -> bool:
+def is_idempotent(name: str, channel: str) -> bool:
     """Does this provider deduplicate a repeated request carrying our message id?
 
-    The sandbox honours an Idempotency-Key header; Twilio's Messages API has no idempotency key.
+    The sandbox honours an Idempotency-Key header (SMS); Twilio and WhatsApp Cloud have no such key.
     """
-    return name == "sandbox"
+    return name == "sandbox" and channel == "sms"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from workers.providers.base import (
-    OutboundSms,
+    Outbound,
     Permanent,
     ProviderError,
     SendResult,
@@ -38,7 +38,7 @@ class TwilioSms:
         self.sender = str(settings.get("messaging_service_sid") or settings["from"])
         self.status_callback = settings.get("status_callback")
 
-    def send_sms(self, message: OutboundSms) -> SendResult:
+    def send(self, message: Outbound) -> SendResult:
         form = {"To": message.to, self.sender_field: self.sender, "Body": message.body}
         if self.status_callback:
             # Our message id rides in the callback URL: Twilio echoes it, so receipts match without a lookup.

@@ -17,11 +17,15 @@ from dispatcher.schemas import SenderCreate, SenderPublic
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
 
+# Messages per second when the sender does not say: WhatsApp Cloud's default per-number throughput is 80.
+DEFAULT_RATE = {"sms": 10.0, "whatsapp": 80.0}
+
 # The settings each provider cannot work without (checked at creation, not at the first send).
 REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
     "sandbox": (),
     "twilio": ("account_sid", "auth_token"),
-    "whatsapp_cloud": ("phone_number_id", "access_token"),
+    # app_secret checks webhook signatures; without it no delivery receipt could be trusted.
+    "whatsapp_cloud": ("phone_number_id", "access_token", "app_secret"),
 }
 
 
@@ -42,6 +46,8 @@ def public(sender: Sender) -> SenderPublic:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) -> SenderPublic:
     """Add a sender. The first active sender of a channel becomes the account's default for it."""
+    if (body.provider == "whatsapp_cloud") != (body.channel == "whatsapp") and body.provider != "sandbox":
+        raise SpecError.single(("provider",), f"provider {body.provider} does not send {body.channel}")
     missing = [k for k in REQUIRED_SETTINGS[body.provider] if not body.settings.get(k)]
     if body.provider == "twilio" and not (body.settings.get("messaging_service_sid") or body.settings.get("from")):
         missing.append("from")
@@ -63,7 +69,7 @@ def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) 
         provider=body.provider,
         settings=body.settings,
         active=body.active,
-        rate=body.rate,
+        rate=body.rate if body.rate is not None else DEFAULT_RATE[body.channel],
         burst=body.burst,
     )
     session.add(sender)

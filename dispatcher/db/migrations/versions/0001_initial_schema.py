@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:44:39.789324
+Create Date: 2026-11-22 04:03:01.925624
 """
 
 from __future__ import annotations
@@ -103,6 +103,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_senders_account_id"), ["account_id"], unique=False)
 
     op.create_table(
+        "templates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=512), nullable=False),
+        sa.Column("language", sa.String(length=16), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("variables", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("account_id", "name", "language"),
+    )
+    with op.batch_alter_table("templates", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_templates_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "campaigns",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -132,12 +151,37 @@ def upgrade() -> None:
             ["sender_id"],
             ["senders.id"],
         ),
+        sa.ForeignKeyConstraint(
+            ["template_id"],
+            ["templates.id"],
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("account_id", "idempotency_key"),
     )
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.create_index("ix_campaigns_account_status", ["account_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_campaigns_next_fire_at"), ["next_fire_at"], unique=False)
+
+    op.create_table(
+        "conversations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("tags", sa.JSON(none_as_null=True), nullable=False),
+        sa.Column("pending_tags", sa.JSON(none_as_null=True), nullable=False),
+        sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_inbound_text", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["sender_id"], ["senders.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("sender_id", "contact_id"),
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_conversations_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "group_members",
@@ -230,11 +274,19 @@ def downgrade() -> None:
     op.drop_table("runs")
     op.drop_table("campaign_contacts")
     op.drop_table("group_members")
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_conversations_account_id"))
+
+    op.drop_table("conversations")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_campaigns_next_fire_at"))
         batch_op.drop_index("ix_campaigns_account_status")
 
     op.drop_table("campaigns")
+    with op.batch_alter_table("templates", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_templates_account_id"))
+
+    op.drop_table("templates")
     with op.batch_alter_table("senders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_senders_account_id"))
 

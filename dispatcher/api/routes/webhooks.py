@@ -1,0 +1,146 @@
+"""Provider callbacks: `/v1/webhooks/{provider}/{sender_id}`. Authenticated by the provider's signature
+over the raw request (never by a Bearer token); a missing or wrong signature is 401 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.orm import Session
+
+from dispatcher import conversations, receipts, signatures
+from dispatcher.api.deps import RedisDep, SessionDep, SettingsDep
+from dispatcher.contacts import ContactFields, by_phones, create
+from dispatcher.db.models import Sender
+from dispatcher.phones import PhoneError, normalize
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+# Sandbox senders sign with these unless their settings say otherwise (the sandbox gateway does the same).
+SANDBOX_SECRET = "sandbox"
+_TWILIO_STATUSES = {"delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}
+
+
+def _sender(session: Session, sender_id: str, channel: str, providers: tuple[str, ...]) -> Sender:
+    sender = session.get(Sender, int(sender_id)) if sender_id.isdigit() else None
+    if sender is None or sender.channel != channel or sender.provider not in providers:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {channel} sender {sender_id} for this webhook")
+    return sender
+
+
+def _secret(sender: Sender, name: str) -> str:
+    value = (sender.settings or {}).get(name)
+    if value:
+        return str(value)
+    if sender.provider == "sandbox":
+        return SANDBOX_SECRET
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"sender has no {name} to check signatures with")
+
+
+@router.get("/whatsapp_cloud/{sender_id}", response_class=PlainTextResponse)
+def verify_whatsapp(
+    sender_id: str,
+    session: SessionDep,
+    mode: str = Query(alias="hub.mode"),
+    token: str = Query(alias="hub.verify_token"),
+    challenge: str = Query(alias="hub.challenge"),
+) -> str:
+    """Meta's subscription handshake: echo the challenge when the verify token matches."""
+    sender = _sender(session, sender_id, "whatsapp", ("whatsapp_cloud", "sandbox"))
+    if mode != "subscribe" or not signatures.valid(_secret(sender, "verify_token"), token):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "verify token mismatch")
+    return challenge
+
+
+@router.post("/whatsapp_cloud/{sender_id}")
+async def whatsapp_events(sender_id: str, request: Request, session: SessionDep, r: RedisDep) -> dict[str, Any]:
+    """Status events (sent, delivered, read, failed) and inbound messages from Meta."""
+    sender = _sender(session, sender_id, "whatsapp", ("whatsapp_cloud", "sandbox"))
+    raw = await request.body()
+    expected = signatures.meta_signature(_secret(sender, "app_secret"), raw)
+    if not signatures.valid(expected, request.headers.get("x-hub-signature-256")):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid X-Hub-Signature-256")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
+    applied = inbound = 0
+    for value in _values(payload):
+        for event in value.get("statuses") or []:
+            applied += receipts.apply(session, r, sender.id, _meta_status(event))
+        contacts = {c.get("wa_id"): c for c in value.get("contacts") or []}
+        for message in value.get("messages") or []:
+            inbound += _inbound(session, sender, message, contacts.get(message.get("from")))
+    return {"statuses": applied, "inbound": inbound}
+
+
+@router.post("/twilio/{sender_id}")
+async def twilio_status(
+    sender_id: str, request: Request, session: SessionDep, r: RedisDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Twilio status callbacks (form-encoded), checked with X-Twilio-Signature over the URL Twilio called."""
+    sender = _sender(session, sender_id, "sms", ("twilio", "sandbox"))
+    raw = (await request.body()).decode("utf-8", "replace")
+    params = dict(parse_qsl(raw, keep_blank_values=True))
+    url = f"{settings.public_url.rstrip('/')}{request.url.path}" if settings.public_url else str(request.url)
+    if settings.public_url and request.url.query:
+        url += f"?{request.url.query}"
+    expected = signatures.twilio_signature(_secret(sender, "auth_token"), url, params)
+    if not signatures.valid(expected, request.headers.get("x-twilio-signature")):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid X-Twilio-Signature")
+    new_status = _TWILIO_STATUSES.get(params.get("MessageStatus", ""))
+    if new_status is None or not params.get("MessageSid"):
+        return {"statuses": 0}
+    event = receipts.StatusEvent(
+        params["MessageSid"],
+        new_status,
+        params.get("ErrorCode") or None,
+        f"Twilio {params.get('MessageStatus')}" if new_status == "failed" else None,
+    )
+    return {"statuses": int(receipts.apply(session, r, sender.id, event))}
+
+
+def _values(payload: Any) -> list[dict[str, Any]]:
+    """Every change value of a Meta webhook (one POST can batch many entries and changes)."""
+    out: list[dict[str, Any]] = []
+    for entry in payload.get("entry") or [] if isinstance(payload, dict) else []:
+        for change in entry.get("changes") or []:
+            if isinstance(change.get("value"), dict):
+                out.append(change["value"])
+    return out
+
+
+def _meta_status(event: dict[str, Any]) -> receipts.StatusEvent:
+    error = (event.get("errors") or [{}])[0]
+    text = (error.get("error_data") or {}).get("details") or error.get("message") or error.get("title")
+    code = error.get("code")
+    return receipts.StatusEvent(
+        str(event.get("id", "")), str(event.get("status", "")), str(code) if code is not None else None, text
+    )
+
+
+def _inbound(session: Session, sender: Sender, message: dict[str, Any], profile: dict[str, Any] | None) -> int:
+    """A reply: find (or create) the contact by its number, then open or update the conversation."""
+    try:
+        phone = normalize(str(message.get("from", "")), sms=False)
+    except PhoneError:
+        return 0
+    contact = by_phones(session, sender.account_id, [phone]).get(phone)
+    if contact is None:
+        name = ((profile or {}).get("profile") or {}).get("name")
+        contact = create(session, sender.account_id, phone, ContactFields(name=name))
+        session.flush()
+    text = (message.get("text") or {}).get("body")
+    at = (
+        datetime.fromtimestamp(int(message.get("timestamp") or 0), UTC)
+        if message.get("timestamp")
+        else datetime.now(UTC)
+    )
+    conversations.on_inbound(session, sender.account_id, sender.id, contact.id, text, at)
+    session.commit()
+    return 1
