@@ -14,13 +14,12 @@ weekday's time and localize it. Never add 7 days to a UTC instant: that drifts b
   30-minute gap -> 02:45. The occurrence is moved, never dropped.
 * Fall-back fold (the wall time happens twice): fires once, at the first (earlier, ``fold=0``) instance.
   The second instance is not an occurrence at all, so ``next_fire(after=first)`` jumps to the next slot.
+* A skipped calendar day (Samoa, 2011-12-30) shifts that slot onto the next day's; if both fire, once.
 
-Pitfalls this module avoids (checked with zoneinfo and croniter 7.0.0):
-* Aware datetimes sharing a tzinfo compare by wall time and ignore ``fold``: both 01:30 instances on a
-  fall-back night compare *equal*. All comparisons here are made in UTC.
-* ``datetime.combine(d, t, tzinfo=z)`` copies ``t.fold``; rule times are normalized to ``fold=0``.
-* croniter with a zoneinfo-aware start fires a fall-back 01:30 twice and moves a gap 02:30 to 03:00, so it
-  is not used; a weekday+time rule only needs the next 8 local dates.
+Pitfalls avoided (checked with zoneinfo and croniter 7.0.0): aware datetimes sharing a tzinfo compare by
+wall time and ignore ``fold`` (both 01:30s of a fall-back night compare equal), so all comparisons are in
+UTC; ``datetime.combine`` copies ``t.fold``, so rule times are normalized to ``fold=0``; croniter with a
+zoneinfo-aware start fires a fall-back 01:30 twice and moves a gap 02:30 to 03:00, so it is not used.
 """
 
 from __future__ import annotations
@@ -77,15 +76,10 @@ class WeeklyRule:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> WeeklyRule:
         """Inverse of ``to_json``. No grid check: a stored rule stays loadable if the grid setting changes."""
-        times = data.get("times")
-        if not isinstance(times, Mapping) or not times:
-            raise ScheduleError("recurring", "must be an object mapping weekday names to times of day.")
         zone_name = data.get("timezone")
         if zone_name is not None and not isinstance(zone_name, str):
             raise ScheduleError("timezone", "must be an IANA time zone name such as Europe/Paris.")
-        zone = parse_zone(zone_name)
-        pairs = [(_parse_weekday(key), _parse_time_of_day(key, value)) for key, value in times.items()]
-        return cls(_distinct(pairs, times), zone, _parse_until(data.get("until")))
+        return cls(_parse_times(data.get("times"), None), parse_zone(zone_name), _parse_until(data.get("until")))
 
 
 def parse_recurring(
@@ -96,22 +90,7 @@ def parse_recurring(
     Only the key's weekday and the value's time of day *as written* count (the date and any offset are
     ignored): the SDK sends JS Dates whose date is meaningless, and the time is wall clock in ``timezone``.
     """
-    if not isinstance(recurring, Mapping) or not recurring:
-        raise ScheduleError("recurring", "must be a non-empty object mapping weekday names to times of day.")
-    zone = parse_zone(timezone)
-    pairs = []
-    for key, value in recurring.items():
-        weekday, t = _parse_weekday(key), _parse_time_of_day(key, value)
-        if t.second or t.microsecond:
-            raise ScheduleError(f"recurring.{key}", f"seconds must be zero (got {t.isoformat()}).")
-        if not on_grid(t, grid_minutes):
-            before, after = (x.strftime("%H:%M") for x in neighbours(t, grid_minutes))
-            raise ScheduleError(
-                f"recurring.{key}",
-                f"{t.isoformat('minutes')} is not a multiple of {grid_minutes} minutes; use {before} or {after}.",
-            )
-        pairs.append((weekday, t))
-    return WeeklyRule(_distinct(pairs, recurring), zone, _parse_until(until))
+    return WeeklyRule(_parse_times(recurring, grid_minutes), parse_zone(timezone), _parse_until(until))
 
 
 def next_fire(rule: WeeklyRule, after: dt.datetime) -> dt.datetime | None:
@@ -161,6 +140,30 @@ def _localize(day: dt.date, t: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return max(candidates).replace(tzinfo=UTC)
 
 
+def _parse_times(recurring: object, grid_minutes: int | None) -> tuple[tuple[int, dt.time], ...]:
+    """Weekday -> time pairs; ``grid_minutes=None`` skips the grid check (rules loaded from storage)."""
+    if not isinstance(recurring, Mapping) or not recurring:
+        raise ScheduleError("recurring", "must be a non-empty object mapping weekday names to times of day.")
+    times: dict[int, dt.time] = {}
+    keys: dict[int, object] = {}
+    for key, value in recurring.items():
+        field, weekday = f"recurring.{key}", _parse_weekday(key)
+        if weekday in keys:
+            raise ScheduleError(field, f"{WEEKDAYS[weekday]} is given twice ({keys[weekday]!r} and {key!r}).")
+        keys[weekday] = key
+        times[weekday] = t = _parse_time_of_day(field, value)
+        if grid_minutes is None:
+            continue
+        if t.second or t.microsecond:
+            raise ScheduleError(field, f"seconds must be zero (got {t.isoformat()}).")
+        if not on_grid(t, grid_minutes):
+            before, after = (x.strftime("%H:%M") for x in neighbours(t, grid_minutes))
+            raise ScheduleError(
+                field, f"{t:%H:%M} is not a multiple of {grid_minutes} minutes; use {before} or {after}."
+            )
+    return tuple(times.items())
+
+
 def _parse_weekday(key: object) -> int:
     name = key.strip().lower() if isinstance(key, str) else ""
     for index, weekday in enumerate(WEEKDAYS):
@@ -170,15 +173,13 @@ def _parse_weekday(key: object) -> int:
     raise ScheduleError(f"recurring.{key}", f"unknown weekday {key!r}; use monday .. sunday or mon .. sun.")
 
 
-def _parse_time_of_day(key: object, value: object) -> dt.time:
+def _parse_time_of_day(field: str, value: object) -> dt.time:
     """The value's own hour/minute/second as written; its date and offset are ignored."""
     if isinstance(value, dt.datetime | dt.time):
         return dt.time(value.hour, value.minute, value.second, value.microsecond)
     parsed = _time_from_string(value.strip()) if isinstance(value, str) else None
     if parsed is None:
-        raise ScheduleError(
-            f"recurring.{key}", f"cannot read a time of day from {value!r}; use e.g. 09:00 or 2024-03-18T09:00:00Z."
-        )
+        raise ScheduleError(field, f"cannot read a time of day from {value!r}; use e.g. 09:00 or 2024-03-18T09:00:00Z.")
     return parsed
 
 
@@ -196,15 +197,6 @@ def _time_from_string(text: str) -> dt.time | None:
         return dt.datetime.fromisoformat(text).time()  # .time() drops the offset: the time as written
     except ValueError:
         return None
-
-
-def _distinct(pairs: list[tuple[int, dt.time]], source: Mapping[str, object]) -> tuple[tuple[int, dt.time], ...]:
-    seen: dict[int, str] = {}
-    for (weekday, _), key in zip(pairs, source, strict=True):
-        if weekday in seen:
-            raise ScheduleError(f"recurring.{key}", f"{WEEKDAYS[weekday]} is given twice ({seen[weekday]!r}, {key!r}).")
-        seen[weekday] = key
-    return tuple(pairs)
 
 
 def _parse_until(until: object) -> dt.datetime | None:

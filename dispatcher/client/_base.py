@@ -8,6 +8,7 @@ and `async_call` turn such a function into a method of a sync or async resource 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -22,6 +23,17 @@ T = TypeVar("T")
 
 def _transport_error(call: Call[Any], exc: httpx.TransportError) -> TransportError:
     return TransportError(f"{call.method} {call.path} got no answer: {type(exc).__name__}: {exc}")
+
+
+def _method_signature(build: Callable[..., Any]) -> inspect.Signature:
+    """`build`'s signature with `self` first and the call's result as return type, for `help()` and IDEs
+    (without it, `inspect` reads the wrapped builder and drops its first parameter as if it were `self`)."""
+    signature = inspect.signature(build)
+    returns = signature.return_annotation
+    if isinstance(returns, str) and returns.startswith("Call[") and returns.endswith("]"):
+        returns = returns[len("Call[") : -1]
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    return signature.replace(parameters=[self_param, *signature.parameters.values()], return_annotation=returns)
 
 
 class SyncResource:
@@ -59,6 +71,7 @@ def sync_call(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource,
     def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._execute(build(*args, **kwargs))
 
+    method.__signature__ = _method_signature(build)  # type: ignore[attr-defined]
     return method
 
 
@@ -69,4 +82,5 @@ def async_call(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncResourc
     async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._execute(build(*args, **kwargs))
 
+    method.__signature__ = _method_signature(build)  # type: ignore[attr-defined]
     return method

@@ -187,12 +187,14 @@ class GroupContactsAdded(Model):
 
 
 class Template(Model):
-    """A message template (`/v1/templates`, needs a server that has templates)."""
+    """A message template (`/v1/templates`, needs a server that has templates); `variables` is how many
+    `{{n}}` placeholders the body takes; `status` is PENDING, APPROVED or REJECTED."""
 
     id: str
     name: str | None = None
     language: str | None = None
     body: str | None = None
+    variables: int | None = None
     status: str | None = None
     channel: str | None = None
     created_at: datetime | None = None

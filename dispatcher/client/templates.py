@@ -1,12 +1,10 @@
 """`client.templates`: message templates at `/v1/templates`.
 
-Needs a server that has templates: this server version has no `/v1/templates` routes yet, so every call
-raises `NotFoundError` (404) against it. The list answer is read as `{"data": [...]}` or a bare array.
+Needs a server that has templates: against one without `/v1/templates` routes every call raises
+`NotFoundError` (404). The list answer is read as `{"data": [...]}` or a bare array.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
 from dispatcher.client._call import Call, compact, model, model_list, path
@@ -25,9 +23,10 @@ class TemplateCalls:
         language: str,
         body: str,
         status: str | None = None,
-        channel: Literal["sms", "whatsapp"] | None = None,
+        channel: str | None = None,
     ) -> Call[Template]:
-        """Create a template (`POST /v1/templates`); `status` and `channel` are left to the server if not given."""
+        """Create a template (`POST /v1/templates`), e.g. body "Bonjour {{1}}". `status` (PENDING, APPROVED,
+        REJECTED) and `channel` ("whatsapp") are left to the server's defaults when not given."""
         payload = compact(name=name, language=language, body=body, status=status, channel=channel)
         return Call("POST", "/v1/templates", model(Template), body=payload)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dispatcher.sandbox.store import iso_millis, normalise_number, utc_now
 
-__all__ = ["FaultBook", "FaultKind", "FaultRule", "FaultSpec"]
+__all__ = ["FaultBook", "FaultKind", "FaultRule", "FaultSpec", "format_retry_after"]
 
 FaultKind = Literal["permanent", "transient", "throttle", "ambiguous"]
 
@@ -177,3 +177,10 @@ class FaultBook:
                 self._by_number[key] = remaining
             else:
                 self._by_number.pop(key, None)
+
+
+def format_retry_after(seconds: float) -> str:
+    """A Retry-After value: whole seconds as an integer (the HTTP form), fractions kept for fast tests."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")

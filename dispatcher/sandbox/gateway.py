@@ -8,20 +8,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+import httpx
 
-from dispatcher.sandbox.faults import FaultBook
-from dispatcher.sandbox.store import MessageStore
+from dispatcher.sandbox.callbacks import CallbackSender
+from dispatcher.sandbox.config import SandboxConfig
+from dispatcher.sandbox.faults import FaultBook, format_retry_after
+from dispatcher.sandbox.store import MessageRecord, MessageStore
 
 __all__ = ["Gateway", "SandboxConfig", "format_retry_after"]
-
-
-class SandboxConfig(BaseModel):
-    """Body of `PUT /_sandbox/config` and answer of `GET /_sandbox/config`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    latency_ms: float = Field(default=0.0, ge=0, le=600_000)
 
 
 @dataclass
@@ -29,6 +23,12 @@ class Gateway:
     store: MessageStore = field(default_factory=MessageStore)
     faults: FaultBook = field(default_factory=FaultBook)
     config: SandboxConfig = field(default_factory=SandboxConfig)
+    # Where callbacks go through; None means real HTTP. Tests may pass an httpx.MockTransport.
+    callback_transport: httpx.AsyncBaseTransport | None = None
+    callbacks: CallbackSender = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.callbacks = CallbackSender(self.store, self.callback_transport)
 
     async def pause(self) -> None:
         """The configured latency, awaited before every provider answer (errors included)."""
@@ -37,9 +37,6 @@ class Gateway:
         if latency_ms > 0:
             await asyncio.sleep(latency_ms / 1000)
 
-
-def format_retry_after(seconds: float) -> str:
-    """A Retry-After value: whole seconds as an integer (the HTTP form), fractions kept for fast tests."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    def accepted(self, record: MessageRecord, auth_token: str | None = None) -> None:
+        """Called by a provider route right after storing a message, from the event loop."""
+        self.callbacks.accepted(record, self.config, auth_token)

@@ -14,16 +14,18 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dispatcher.sandbox.faults import FaultRule
-from dispatcher.sandbox.gateway import Gateway, format_retry_after
+from dispatcher.sandbox.faults import FaultRule, format_retry_after
 from dispatcher.sandbox.store import MessageRecord, Outcome, TemplateRecord, iso_millis, utc_now
 
-__all__ = ["build_router", "graph_error"]
+if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on this module
+    from dispatcher.sandbox.gateway import Gateway
+
+__all__ = ["build_router", "describe_error", "graph_error", "new_wamid"]
 
 _VERSION = re.compile(r"v\d+(\.\d+)?")
 _TO = re.compile(r"\+?\d{8,15}")
@@ -63,6 +65,12 @@ _FAULTS: dict[str, tuple[int, int]] = {
 }
 
 
+def describe_error(code: int, details: str | None = None) -> tuple[str, str]:
+    """(title, details) for a Graph error code; `details`, when given, wins and names unknown codes."""
+    title, default_details = _ERRORS.get(code, (details or "Error", details or "Error"))
+    return title, details or default_details
+
+
 def graph_error(
     status: int,
     code: int,
@@ -71,12 +79,12 @@ def graph_error(
     transient: bool = False,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    title, default_details = _ERRORS.get(code, (details or "Error", details or "Error"))
+    title, details = describe_error(code, details)
     error: dict[str, Any] = {
         "message": f"(#{code}) {title}",
         "type": "OAuthException",
         "code": code,
-        "error_data": {"messaging_product": "whatsapp", "details": details or default_details},
+        "error_data": {"messaging_product": "whatsapp", "details": details},
         "fbtrace_id": secrets.token_urlsafe(13)[:17],
     }
     if transient:
@@ -161,7 +169,7 @@ def _parse(payload: object) -> _Send:
     return _Send(to, None, record, reference)
 
 
-def _wamid(digits: str) -> str:
+def new_wamid(digits: str) -> str:
     # Real wamids are base64 of a small binary blob that embeds the recipient (hence "wamid.HBgL..."); keep that look.
     blob = b"\x1c\x18" + bytes([len(digits)]) + digits.encode() + b"\x15\x02\x00\x11\x18\x12" + os.urandom(9)
     return "wamid." + base64.b64encode(blob).decode()
@@ -205,7 +213,7 @@ def build_router(gateway: Gateway) -> APIRouter:
         now = utc_now()
         digits = send.to.lstrip("+")
         record: MessageRecord = {
-            "id": _wamid(digits),
+            "id": new_wamid(digits),
             "provider": "whatsapp_cloud",
             "to": f"+{digits}",
             "from": phone_number_id,
@@ -217,6 +225,7 @@ def build_router(gateway: Gateway) -> APIRouter:
             "account": phone_number_id,
         }
         store.accept(record, "ambiguous" if rule is not None else "accepted", now)
+        gateway.accepted(record)
         answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": send.to, "wa_id": digits}],

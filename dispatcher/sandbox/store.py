@@ -73,6 +73,7 @@ class MessageStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: list[MessageRecord] = []
+        self._by_id: dict[str, int] = {}
         # Positions in _messages, ascending, so `since` is a bisect rather than a scan.
         self._by_to: dict[str, list[int]] = {}
         self._by_provider: dict[str, list[int]] = {}
@@ -101,6 +102,7 @@ class MessageStore:
         with self._lock:
             position = len(self._messages)
             self._messages.append(record)
+            self._by_id[record["id"]] = position
             self._by_to.setdefault(normalise_number(record["to"]), []).append(position)
             self._by_provider.setdefault(record["provider"], []).append(position)
             self._counters[record["provider"]][outcome] += 1
@@ -108,6 +110,12 @@ class MessageStore:
             in_second = self._per_second.get(second, 0) + 1
             self._per_second[second] = in_second
             self._max_per_second = max(self._max_per_second, in_second)
+
+    def get(self, message_id: str) -> MessageRecord | None:
+        """The stored message with this id (Twilio SID or wamid), or None."""
+        with self._lock:
+            position = self._by_id.get(message_id)
+            return None if position is None else self._messages[position]
 
     def messages(
         self, *, to: str | None = None, provider: str | None = None, since: int = 0
@@ -133,6 +141,7 @@ class MessageStore:
         with self._lock:
             dropped = len(self._messages)
             self._messages = []
+            self._by_id = {}
             self._by_to = {}
             self._by_provider = {}
             self._counters = _empty_counters()

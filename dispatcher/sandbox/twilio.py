@@ -12,16 +12,18 @@ import binascii
 import re
 import uuid
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from dispatcher.encoding import analyse
-from dispatcher.sandbox.faults import FaultRule
-from dispatcher.sandbox.gateway import Gateway, format_retry_after
+from dispatcher.sandbox.faults import FaultRule, format_retry_after
 from dispatcher.sandbox.store import MessageRecord, Outcome, iso_millis, utc_now
+
+if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on this module
+    from dispatcher.sandbox.gateway import Gateway
 
 __all__ = ["API_VERSION", "build_router", "twilio_error"]
 
@@ -68,8 +70,8 @@ def twilio_error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _basic_user(header: str | None) -> str | None:
-    """The user of an HTTP Basic header with a non-empty password, else None."""
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic header with a non-empty password, else None."""
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -77,7 +79,7 @@ def _basic_user(header: str | None) -> str | None:
         user, sep, password = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return user if sep and password else None
+    return (user, password) if sep and password else None
 
 
 def _validate(form: dict[str, str]) -> tuple[int, str | None] | None:
@@ -116,7 +118,8 @@ def build_router(gateway: Gateway) -> APIRouter:
     async def create_message(account_sid: str, request: Request) -> JSONResponse:
         raw = await request.body()
         await gateway.pause()
-        if _basic_user(request.headers.get("authorization")) != account_sid:
+        credentials = _basic_credentials(request.headers.get("authorization"))
+        if credentials is None or credentials[0] != account_sid:
             headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
             return refuse("unauthorized", twilio_error(401, 20003, headers=headers))
         # Parsed by hand: the sandbox needs nothing of python-multipart, and first-value-wins is what we want.
@@ -153,6 +156,8 @@ def build_router(gateway: Gateway) -> APIRouter:
             "account": account_sid,
         }
         store.accept(record, "ambiguous" if rule is not None else "accepted", now)
+        # The password is what status callbacks are signed with unless the config names this account's token.
+        gateway.accepted(record, auth_token=credentials[1])
         resource = _resource(record, form, format_datetime(now))
         if key:
             store.remember(f"{account_sid}:{key}", resource)

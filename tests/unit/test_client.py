@@ -485,3 +485,16 @@ def test_the_client_closes_its_shared_http_client() -> None:
         return aclient
 
     assert asyncio.run(main())._http.is_closed
+
+
+def test_methods_show_the_calls_signature_and_docs() -> None:
+    import inspect
+
+    with Recorder().client() as client:
+        assert list(inspect.signature(client.campaigns.get).parameters) == ["campaign_id"]
+        assert "idempotency_key" in inspect.signature(client.campaigns.create).parameters
+        assert client.campaigns.get.__doc__ and "live stats" in client.campaigns.get.__doc__
+    aclient = Recorder().async_client()
+    assert inspect.iscoroutinefunction(aclient.campaigns.get)
+    assert list(inspect.signature(aclient.groups.add_contacts).parameters) == ["group_id", "contact_ids", "contacts"]
+    asyncio.run(aclient.aclose())

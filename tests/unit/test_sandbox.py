@@ -510,15 +510,15 @@ def test_invalid_fault_is_refused_with_422_naming_the_field(
 
 
 def test_latency_config_delays_every_provider_answer(client: TestClient) -> None:
-    assert client.put("/_sandbox/config", json={"latency_ms": 150}).json() == {"latency_ms": 150}
-    assert client.get("/_sandbox/config").json() == {"latency_ms": 150}
+    assert client.put("/_sandbox/config", json={"latency_ms": 150}).json()["latency_ms"] == 150
+    assert client.get("/_sandbox/config").json()["latency_ms"] == 150
 
     for send in (lambda: send_sms(client), lambda: send_wa(client), lambda: send_sms(client, To=None)):
         started = time.monotonic()
         send()
         assert time.monotonic() - started >= 0.15
 
-    assert client.put("/_sandbox/config", json={"latency_ms": 0}).json() == {"latency_ms": 0}
+    assert client.put("/_sandbox/config", json={"latency_ms": 0}).json()["latency_ms"] == 0
 
 
 def test_latency_config_refuses_a_negative_value(client: TestClient) -> None:
