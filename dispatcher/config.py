@@ -40,6 +40,8 @@ class Settings(BaseSettings):
 
     # Sending engine.
     worker_concurrency: int = Field(default=16, ge=1, le=512)
+    # Celery task events from the start (Flower turns them on anyway while it runs).
+    worker_events: bool = False
     publish_batch_size: int = Field(default=500, ge=1, le=10_000)
     send_lease_seconds: int = Field(default=120, ge=5)
     max_send_attempts: int = Field(default=6, ge=1, le=50)

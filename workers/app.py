@@ -28,9 +28,10 @@ app.conf.update(
     task_time_limit=120,
     task_soft_time_limit=90,
     worker_hijack_root_logger=False,
-    # Flower and metrics need events.
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    # Task events cost three Redis PUBLISHes per message; Flower switches them on in the workers it
+    # watches (its enable_events option), so they are off unless an operator is looking.
+    worker_send_task_events=settings.worker_events,
+    task_send_sent_event=False,
     timezone="UTC",
     enable_utc=True,
     beat_schedule=BEAT_SCHEDULE,
