@@ -14,6 +14,9 @@ from dispatcher.config import get_settings
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """campaign-dispatcher: SMS and WhatsApp campaigns on Celery, Redis and SQL."""
+    from dispatcher.logs import configure
+
+    configure()
 
 
 @main.command()
@@ -41,6 +44,7 @@ def api(host: str | None, port: int | None, workers: int) -> None:
         port=port or settings.api_port,
         workers=workers,
         log_level="info",
+        log_config=None,  # keep our structured logging (dispatcher.logs)
     )
 
 

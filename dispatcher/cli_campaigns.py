@@ -167,3 +167,30 @@ def show(campaign_id: str) -> None:
     console.print(table)
     for err in c.get("errors", []):
         console.print(f"  {err['count']} × {err['code']}: {err['error']}")
+
+
+@campaigns.command("rejected")
+@click.option("--limit", default=20, type=int, show_default=True)
+def rejected(limit: int) -> None:
+    """Submissions sent by Celery message that were refused, newest first, with their reasons."""
+    from sqlalchemy import select
+
+    from dispatcher.db.models import Rejection
+    from dispatcher.db.session import session_factory
+
+    with session_factory()() as session:
+        rows = session.scalars(select(Rejection).order_by(Rejection.id.desc()).limit(limit)).all()
+    table = Table("id", "when", "account", "task", "why")
+    for row in rows:
+        errors = (row.reason or {}).get("errors", [])
+        why = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in errors[:3])
+        table.add_row(
+            str(row.id),
+            row.created_at.isoformat(timespec="seconds"),
+            str(row.account_id or "-"),
+            (row.task_id or "-")[:8],
+            why + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""),
+        )
+    console.print(table)
+    if not rows:
+        console.print("no rejected submissions")

@@ -35,3 +35,8 @@ def lock(name: str) -> str:
 def campaign_failures(campaign_id: int) -> str:
     """Consecutive permanent failures of a campaign (the error budget's counter)."""
     return f"{PREFIX}campaign:{campaign_id}:failstreak"
+
+
+def metrics(name: str) -> str:
+    """Cluster-wide metric counters (hashes), turned into Prometheus families by `dispatcher.metrics`."""
+    return f"{PREFIX}metrics:{name}"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import setup_logging
 
 from beat_schedule.schedule import BEAT_SCHEDULE
 from dispatcher import contracts
 from dispatcher.config import get_settings
+from dispatcher.logs import configure as configure_logging
 
 settings = get_settings()
 
-app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks"])
+app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks", "workers.submit"])
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],
@@ -36,3 +40,9 @@ app.conf.update(
     enable_utc=True,
     beat_schedule=BEAT_SCHEDULE,
 )
+
+
+@setup_logging.connect
+def _logging(**_kwargs: Any) -> None:
+    # Connected, so Celery leaves logging to us: one structured format for Celery's records and ours.
+    configure_logging()

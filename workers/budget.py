@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dispatcher import control, keys, stats
+from dispatcher import control, keys, metrics, stats
 from dispatcher.db.models import Campaign, MessageStatus
 from dispatcher.errors import Conflict
 
@@ -22,10 +22,18 @@ log = structlog.get_logger(__name__)
 
 
 def record_outcome(
-    ctx: Context, run_id: int, campaign_id: int, status: str, code: str | None, text: str | None
+    ctx: Context,
+    run_id: int,
+    campaign_id: int,
+    status: str,
+    code: str | None,
+    text: str | None,
+    call: tuple[str, str, float | None],
 ) -> dict[str, int]:
-    """Count the outcome and track consecutive permanent failures, in one round trip; returns the run's counts."""
+    """Count the outcome, the cluster-wide metrics of the provider call (`call` = channel, provider, latency)
+    and consecutive permanent failures, in one round trip; returns the run's counts."""
     pipe = ctx.r.pipeline(transaction=True)
+    metrics.record_send(pipe, call[0], call[1], status, code, call[2])
     pipe.hincrby(keys.run_stats(run_id), status, 1)
     streak_key = keys.campaign_failures(campaign_id)
     if status == MessageStatus.FAILED:
@@ -36,7 +44,8 @@ def record_outcome(
     pipe.hgetall(keys.run_stats(run_id))
     results = pipe.execute()
     budget = ctx.settings.error_budget
-    if status == MessageStatus.FAILED and budget and int(results[1]) == budget:
+    streak = results[-3] if status == MessageStatus.FAILED else 0
+    if status == MessageStatus.FAILED and budget and int(streak) == budget:
         _auto_pause(ctx, campaign_id, budget, code, text)
     return stats.as_counts(results[-1])
 

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import conversations, stats
+from dispatcher import conversations, metrics, stats
 from dispatcher.completion import finish_run
 from dispatcher.config import Settings, get_settings
 from dispatcher.contracts import SendRef
@@ -135,13 +135,19 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     template, tags, trigger = campaign_content(ctx.settings.database_url, campaign_id)
     if template is not None:
         template = TemplateCall(template.name, template.language, msg.params)
+    started = time.monotonic()
+
+    def final(status: str, code: str | None, text: str | None, provider_id: str | None = None) -> Outcome:
+        call = (config["channel"], config["provider"], time.monotonic() - started)
+        return _final(ctx, msg, status, code, text, call=call, provider_id=provider_id)
+
     try:
         provider = provider_for(config["provider"], config["channel"], ctx.client, config["settings"])
         result = provider.send(Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template))
     except UnknownProvider as exc:
-        return _final(ctx, msg, MessageStatus.FAILED, "config", f"unknown provider {exc}")
+        return final(MessageStatus.FAILED, "config", f"unknown provider {exc}")
     except KeyError as exc:
-        return _final(ctx, msg, MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
+        return final(MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
     except Throttled as exc:
         if exc.sender_wide:
             pause = exc.retry_after or 1.0
@@ -149,20 +155,19 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
             log.warning("sender throttled by provider; paused", sender_id=sender_id, seconds=pause, code=exc.code)
         else:  # one recipient over its pair rate: only this message waits (1, 4, 16, 64 s...)
             pause = exc.retry_after or 4.0 ** min(msg.attempts - 1, 4)
+        metrics.record_wait(ctx.r, sender_id, "throttled", pause)
         return _release(
             ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config["channel"]
         )
     except Permanent as exc:
-        return _final(ctx, msg, MessageStatus.FAILED, exc.code, exc.text)
+        return final(MessageStatus.FAILED, exc.code, exc.text)
     except Ambiguous as exc:
-        return _final(ctx, msg, MessageStatus.UNKNOWN, exc.code, exc.text)
+        return final(MessageStatus.UNKNOWN, exc.code, exc.text)
     except ProviderError as exc:  # Transient
         if msg.attempts >= ctx.settings.max_send_attempts:
-            return _final(
-                ctx, msg, MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}"
-            )
+            return final(MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}")
         return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config["channel"])
-    outcome = _final(ctx, msg, MessageStatus.SENT, None, None, provider_id=result.provider_message_id)
+    outcome = final(MessageStatus.SENT, None, None, result.provider_message_id)
     if tags:
         conversations.tag_after_send(ctx.session, msg.account_id, sender_id, msg.contact_id, list(tags), trigger)
     return outcome
@@ -175,6 +180,7 @@ def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, co
         if decision.code == lim.GO:
             return None
         if decision.code == lim.RESERVED:
+            metrics.record_wait(ctx.r, sender_id, "reserved", decision.wait_seconds)
             time.sleep(decision.wait_seconds)  # our slot: sleeping keeps the rate exact
             # A pause or cancel during the sleep must still stop this send ("within a second").
             control = ctx.limiter.campaign_control(campaign_id)
@@ -189,6 +195,7 @@ def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, co
             break
         time.sleep(decision.wait_seconds)  # a short provider pause: wait it out, then ask again
     # A long wait: go back to the broker rather than hold a worker thread.
+    metrics.record_wait(ctx.r, sender_id, "deferred", decision.wait_seconds)
     return Outcome("deferred", retry_in=decision.wait_seconds + random.uniform(0, 1.0), channel=config["channel"])
 
 
@@ -233,7 +240,14 @@ def claim(session: Session, message_id: int, lease: timedelta) -> Claimed | None
 
 
 def _final(
-    ctx: Context, msg: Claimed, status: str, code: str | None, text: str | None, *, provider_id: str | None = None
+    ctx: Context,
+    msg: Claimed,
+    status: str,
+    code: str | None,
+    text: str | None,
+    *,
+    call: tuple[str, str, float | None],
+    provider_id: str | None = None,
 ) -> Outcome:
     now = datetime.now(UTC)
     values: dict[str, Any] = {
@@ -250,7 +264,7 @@ def _final(
     ).rowcount  # type: ignore[attr-defined]
     ctx.session.commit()
     if won:
-        counts = record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text)
+        counts = record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call)
         if counts["pending"] == 0:
             finish_run(ctx.session, msg.run_id)
     return Outcome(status)

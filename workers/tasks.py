@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from celery import Task
+from celery.signals import task_prerun
 
 from beat_schedule import ticker
 from dispatcher import contracts, stats
@@ -39,9 +40,16 @@ def publish_start(run_id: int, fire_at: datetime) -> None:
     start_run.apply_async((run_id, fire_at.isoformat()), queue=contracts.QUEUE_CAMPAIGNS, eta=eta)
 
 
+@task_prerun.connect
+def _fresh_log_context(**_kwargs: Any) -> None:
+    # Worker threads are reused: drop the previous task's ids before binding this one's.
+    structlog.contextvars.clear_contextvars()
+
+
 @app.task(name=contracts.START_RUN, bind=True, max_retries=None)
 def start_run(self: Task, run_id: int, fire_at: str | None = None) -> dict[str, Any]:
     settings = get_settings()
+    structlog.contextvars.bind_contextvars(run_id=run_id)
     expected = datetime.fromisoformat(fire_at) if fire_at else None
     with session_factory()() as session:
         published = fanout.start_run(
@@ -61,6 +69,7 @@ def send_message(
     self: Task, message_id: int, sender_id: int | None = None, campaign_id: int | None = None, cost: int = 1
 ) -> str:
     settings = get_settings()
+    structlog.contextvars.bind_contextvars(message_id=message_id, campaign_id=campaign_id, sender_id=sender_id)
     ref = (message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
     with session_factory()() as session:
         ctx = sending.Context(session, get_client(), stats.get_redis(), _limiter(), settings)

@@ -9,7 +9,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatcher.api import openapi
-from dispatcher.api.routes import campaigns, contacts, conversations, health, senders, templates, webhooks
+from dispatcher.api.routes import (
+    campaigns,
+    contacts,
+    conversations,
+    health,
+    metrics,
+    rejections,
+    senders,
+    templates,
+    webhooks,
+)
 from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError
 
 
@@ -32,6 +42,8 @@ def create_app() -> FastAPI:
         contacts.contacts_router,
         contacts.groups_router,
         health.router,
+        metrics.router,
+        rejections.router,
     ):
         app.include_router(router)
 

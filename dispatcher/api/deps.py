@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import redis
+import structlog
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ def get_account(
     if account is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
     request.state.account_id = account.id
+    structlog.contextvars.bind_contextvars(account_id=account.id)
     return account
 
 

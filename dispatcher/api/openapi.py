@@ -31,6 +31,10 @@ _MESSAGE = {"type": "object", "properties": {"detail": {"type": "string"}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid Bearer token", "content": {"application/json": {"schema": _MESSAGE}}},
     404: {"description": "No such resource in this account", "content": {"application/json": {"schema": _MESSAGE}}},
+    409: {
+        "description": "Not possible in the resource's current state (e.g. resuming a cancelled campaign)",
+        "content": {"application/json": {"schema": _MESSAGE}},
+    },
     422: {
         "description": "Invalid input; `loc` names the field (and contact index)",
         "content": {"application/json": {"schema": _ERROR_DETAIL}},
