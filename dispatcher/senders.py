@@ -67,3 +67,8 @@ def make_default(session: Session, sender: Sender) -> None:
     ):
         other.is_default = False
     sender.is_default = True
+
+
+def sandbox_phone_number_id(sender_id: int) -> str:
+    """A stable Graph phone-number id for a sandbox WhatsApp sender that did not set one."""
+    return str(100_000_000_000_000 + sender_id)

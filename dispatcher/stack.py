@@ -17,13 +17,19 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import redis
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
+from dispatcher.db.models import Sender
+from dispatcher.senders import sandbox_phone_number_id
 
 DEMO_ACCOUNT = "demo"
 DEMO_SENDER = "My Sender"
+DEMO_WHATSAPP_SENDER = "VOTRE_ID_EXPEDITEUR"
+DEMO_TEMPLATE = ("commande_prete", "fr", "Bonjour {{1}}, votre commande {{2}} est prête.")
 
 
 def run_stack(settings: Settings, *, with_flower: bool = True) -> int:
@@ -50,6 +56,7 @@ def run_stack(settings: Settings, *, with_flower: bool = True) -> int:
             log = (state / f"{name}.log").open("ab")
             proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", *args], env=env, stdout=log, stderr=log)
             children.append((name, proc))
+        wire_sandbox(settings, state)
         _banner(settings, state, token, flower_password)
         return _supervise(children)
     except StackError as exc:
@@ -116,7 +123,7 @@ def _redis_answers(url: str) -> bool:
 def prepare_demo(settings: Settings, state: Path) -> str:
     """A demo account with a new token (saved for the CLI) and the sandbox sender "My Sender"."""
     from dispatcher.accounts import create_account, issue_token
-    from dispatcher.db.models import Account, Sender
+    from dispatcher.db.models import Account, Template
     from dispatcher.db.session import session_scope
 
     with session_scope(settings.database_url) as session:
@@ -125,25 +132,53 @@ def prepare_demo(settings: Settings, state: Path) -> str:
             account, token = create_account(session, DEMO_ACCOUNT)
         else:
             token = issue_token(session, account)
-        exists = session.scalar(select(Sender).where(Sender.account_id == account.id, Sender.label == DEMO_SENDER))
-        if exists is None:
+        _ensure_sender(session, account.id, "sms", DEMO_SENDER, rate=50)
+        whatsapp = _ensure_sender(session, account.id, "whatsapp", DEMO_WHATSAPP_SENDER, rate=80)
+        name, language, body = DEMO_TEMPLATE
+        if session.scalar(select(Template).where(Template.account_id == account.id, Template.name == name)) is None:
             session.add(
-                Sender(
-                    account_id=account.id,
-                    channel="sms",
-                    label=DEMO_SENDER,
-                    provider="sandbox",
-                    settings={},
-                    active=True,
-                    is_default=True,
-                    rate=50,
-                    burst=20,
-                )
+                Template(account_id=account.id, name=name, language=language, body=body, variables=2, status="APPROVED")
             )
+        whatsapp_id = whatsapp.id
+    (state / "whatsapp-sender").write_text(str(whatsapp_id))
     token_file = state / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     return token
+
+
+def _ensure_sender(session: Session, account_id: int, channel: str, label: str, *, rate: float) -> Sender:
+    sender = session.scalar(select(Sender).where(Sender.account_id == account_id, Sender.label == label))
+    if sender is None:
+        sender = Sender(
+            account_id=account_id,
+            channel=channel,
+            label=label,
+            provider="sandbox",
+            settings={},
+            active=True,
+            is_default=True,
+            rate=rate,
+            burst=20,
+        )
+        session.add(sender)
+        session.flush()
+    return sender
+
+
+def wire_sandbox(settings: Settings, state: Path) -> None:
+    """Point the sandbox's WhatsApp webhooks at our API and have it report delivered/read by itself,
+    so the demo shows receipts. Best effort: the demo works without it."""
+    sender_id = int((state / "whatsapp-sender").read_text())
+    hook = {"url": f"{settings.api_url}/v1/webhooks/whatsapp_cloud/{sender_id}", "app_secret": "sandbox"}
+    config = {"whatsapp_webhooks": {sandbox_phone_number_id(sender_id): hook}, "auto_statuses": ["delivered", "read"]}
+    for _ in range(50):
+        try:
+            httpx.put(f"{settings.sandbox_url}/_sandbox/config", json=config, timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    print("note: could not configure the sandbox's callbacks; receipts will not show in the demo", file=sys.stderr)
 
 
 def _flower_password(settings: Settings, state: Path) -> str:
@@ -174,6 +209,7 @@ def _banner(settings: Settings, state: Path, token: str, flower_password: str | 
         "  (also saved for the CLI in " + str(state / "token") + ")",
         "",
         "  try:  dispatcher campaigns send examples/campaign.json --watch",
+        "        dispatcher campaigns send examples/whatsapp.json --watch",
         "  stop: Ctrl-C",
         "",
     ]

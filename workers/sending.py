@@ -26,6 +26,7 @@ from dispatcher.config import Settings, get_settings
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import Campaign, Message, MessageStatus, Sender, Template
 from dispatcher.db.session import session_factory
+from dispatcher.senders import sandbox_phone_number_id
 from workers import limiter as lim
 from workers.budget import record_outcome
 from workers.providers.base import Ambiguous, Outbound, Permanent, ProviderError, TemplateCall, Throttled
@@ -93,11 +94,6 @@ def sender_config(session: Session, sender_id: int) -> dict[str, Any]:
     }
     _sender_cache[sender_id] = (time.monotonic() + SENDER_CACHE_SECONDS, config)
     return config
-
-
-def sandbox_phone_number_id(sender_id: int) -> str:
-    """A stable Graph phone-number id for a sandbox WhatsApp sender that did not set one."""
-    return str(100_000_000_000_000 + sender_id)
 
 
 @lru_cache(maxsize=4096)

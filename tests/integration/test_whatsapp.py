@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from dispatcher.senders import sandbox_phone_number_id
 from dispatcher.signatures import meta_signature
 from tests.integration.conftest import Tenant, ci_phone
 from tests.support.processes import Stack
-from workers.sending import sandbox_phone_number_id
 
 BODY = "Bonjour {{1}}, votre commande {{2}} est prête."
 
