@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 import redis
 import structlog
@@ -16,6 +16,7 @@ from dispatcher.accounts import account_for_token
 from dispatcher.config import Settings, get_settings
 from dispatcher.db.models import Account
 from dispatcher.db.session import session_factory
+from dispatcher.errors import NotFound
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `dispatcher accounts create NAME`")
 
@@ -48,3 +49,19 @@ SessionDep = Annotated[Session, Depends(get_session)]
 AccountDep = Annotated[Account, Depends(get_account)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class Owned(Protocol):
+    @property
+    def account_id(self) -> int: ...
+
+
+T = TypeVar("T", bound=Owned)
+
+
+def owned(session: Session, model: type[T], account_id: int, ident: str, what: str) -> T:
+    """The row with this id in the caller's account; another account's id is a 404 like a missing one."""
+    row = session.get(model, int(ident)) if ident.isdigit() else None
+    if row is None or row.account_id != account_id:
+        raise NotFound(what, ident)
+    return row

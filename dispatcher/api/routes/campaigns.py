@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
 from dispatcher import control, enqueue, views
-from dispatcher.api.deps import AccountDep, RedisDep, SessionDep, SettingsDep
+from dispatcher.api.deps import AccountDep, RedisDep, SessionDep, SettingsDep, owned
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
 from dispatcher.db.models import Campaign, Contact, Message, Run, Sender
-from dispatcher.errors import NotFound
 from dispatcher.submission import submit
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -72,10 +71,7 @@ def list_campaigns(
 
 
 def _own(session: Session, account_id: int, campaign_id: str) -> Campaign:
-    campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
-    if campaign is None or campaign.account_id != account_id:
-        raise NotFound("campaign", campaign_id)
-    return campaign
+    return owned(session, Campaign, account_id, campaign_id, "campaign")
 
 
 @router.get("/{campaign_id}", responses=ERRORS)

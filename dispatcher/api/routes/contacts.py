@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as store
-from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.deps import AccountDep, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Group, GroupMember
-from dispatcher.errors import Collector, NotFound, SpecError
+from dispatcher.errors import Collector, SpecError
 from dispatcher.schemas import ContactCreate, GroupCreate, GroupMembersAdd, GroupPublic
 from dispatcher.views import contact_view
 
@@ -66,17 +66,11 @@ def get_contact(contact_id: str, session: SessionDep, account: AccountDep) -> di
 
 
 def _own_contact(session: Session, account_id: int, contact_id: str) -> Contact:
-    contact = session.get(Contact, int(contact_id)) if contact_id.isdigit() else None
-    if contact is None or contact.account_id != account_id:
-        raise NotFound("contact", contact_id)
-    return contact
+    return owned(session, Contact, account_id, contact_id, "contact")
 
 
 def _own_group(session: Session, account_id: int, group_id: str) -> Group:
-    group = session.get(Group, int(group_id)) if group_id.isdigit() else None
-    if group is None or group.account_id != account_id:
-        raise NotFound("group", group_id)
-    return group
+    return owned(session, Group, account_id, group_id, "group")
 
 
 def _group_public(session: Session, group: Group) -> GroupPublic:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from dispatcher import senders
-from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.deps import AccountDep, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Sender
-from dispatcher.errors import NotFound, SpecError
+from dispatcher.errors import SpecError
 from dispatcher.schemas import SenderCreate, SenderPublic
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
@@ -88,7 +88,4 @@ def list_senders(session: SessionDep, account: AccountDep) -> dict[str, Any]:
 
 @router.get("/{sender_id}", responses=ERRORS)
 def get_sender(sender_id: str, session: SessionDep, account: AccountDep) -> SenderPublic:
-    sender = session.get(Sender, int(sender_id)) if sender_id.isdigit() else None
-    if sender is None or sender.account_id != account.id:
-        raise NotFound("sender", sender_id)
-    return public(sender)
+    return public(owned(session, Sender, account.id, sender_id, "sender"))

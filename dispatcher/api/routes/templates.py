@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.deps import AccountDep, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Template
-from dispatcher.errors import NotFound, SpecError
+from dispatcher.errors import SpecError
 from dispatcher.templates import variable_count
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
@@ -63,10 +63,7 @@ def public(t: Template) -> TemplatePublic:
 
 
 def _own(session: Session, account_id: int, template_id: str) -> Template:
-    template = session.get(Template, int(template_id)) if template_id.isdigit() else None
-    if template is None or template.account_id != account_id:
-        raise NotFound("template", template_id)
-    return template
+    return owned(session, Template, account_id, template_id, "template")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
