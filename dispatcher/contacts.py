@@ -23,14 +23,18 @@ class ContactFields:
     fields: dict[str, Any] | None = None
 
 
+# Resource ids are 32-bit integer columns; a larger number cannot name a row (and PostgreSQL would refuse it).
+MAX_ID = 2**31 - 1
+
+
 def parse_id(raw: object) -> int | None:
     """Our ids are integers; clients may send them as strings. Anything else matches nothing."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int):
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 10:
+        raw = int(raw.strip())
+    if isinstance(raw, int) and 0 < raw <= MAX_ID:
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw.strip())
     return None
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from dispatcher import stats
 from dispatcher.accounts import account_for_token
 from dispatcher.config import Settings, get_settings
+from dispatcher.contacts import parse_id
 from dispatcher.db.models import Account
 from dispatcher.db.session import session_factory
 from dispatcher.errors import NotFound
@@ -61,7 +62,8 @@ T = TypeVar("T", bound=Owned)
 
 def owned(session: Session, model: type[T], account_id: int, ident: str, what: str) -> T:
     """The row with this id in the caller's account; another account's id is a 404 like a missing one."""
-    row = session.get(model, int(ident)) if ident.isdigit() else None
+    key = parse_id(ident)
+    row = session.get(model, key) if key is not None else None
     if row is None or row.account_id != account_id:
         raise NotFound(what, ident)
     return row

@@ -173,3 +173,17 @@ def test_list_pages_and_filters_by_status(tenant: Tenant, sandbox_box: httpx.Cli
     assert [c["name"] for c in failed["data"]] == ["c9"]
     assert tenant.get("/v1/campaigns", params={"status": "SENT"}).json()["total"] == 9
     assert tenant.get("/v1/campaigns", params={"status": "NOPE"}).status_code == 422
+
+
+def test_ids_that_cannot_exist_are_404_or_422_never_500(tenant: Tenant) -> None:
+    for path in (
+        "/v1/campaigns/99999999999999999999",
+        "/v1/campaigns/abc",
+        "/v1/contacts/4294967296",
+        "/v1/groups/-1",
+        "/v1/senders/0",
+        "/v1/templates/1e9",
+    ):
+        assert tenant.get(path).status_code == 404, path
+    response = tenant.post("/v1/campaigns", {"contacts": [{"id": 2**40}], "groupsIds": ["99999999999"], "text": "x"})
+    assert {loc for loc, _ in _detail(response)} == {("body", "contacts", 0, "id"), ("body", "groupsIds", 0)}

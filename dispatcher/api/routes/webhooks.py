@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher import conversations, receipts, signatures
 from dispatcher.api.deps import RedisDep, SessionDep, SettingsDep
-from dispatcher.contacts import ContactFields, by_phones, create
+from dispatcher.contacts import ContactFields, by_phones, create, parse_id
 from dispatcher.db.models import Sender
 from dispatcher.phones import PhoneError, normalize
 
@@ -27,7 +27,8 @@ _TWILIO_STATUSES = {"delivered": "delivered", "read": "read", "failed": "failed"
 
 
 def _sender(session: Session, sender_id: str, channel: str, providers: tuple[str, ...]) -> Sender:
-    sender = session.get(Sender, int(sender_id)) if sender_id.isdigit() else None
+    key = parse_id(sender_id)
+    sender = session.get(Sender, key) if key is not None else None
     if sender is None or sender.channel != channel or sender.provider not in providers:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {channel} sender {sender_id} for this webhook")
     return sender
