@@ -102,11 +102,15 @@ def _watch(campaign_id: str, interval: float = 0.5) -> None:
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(f"campaign {campaign_id}", total=None, detail="")
+        started: tuple[float, int] | None = None
         while True:
-            c = _call("GET", f"/v1/campaigns/{campaign_id}")
+            c = _call("GET", f"/v1/campaigns/{campaign_id}", params={"contacts": "false"})
             s = c["stats"]
             done = s["total"] - s["pending"]
-            detail = f"sent {s['sent']}  failed {s['failed']}  pending {s['pending']}  [{c['status']}]"
+            now = time.monotonic()
+            started = started or (now, done)
+            rate = (done - started[1]) / (now - started[0]) if now > started[0] else 0.0
+            detail = f"sent {s['sent']}  failed {s['failed']}  pending {s['pending']}  {rate:.0f}/s  [{c['status']}]"
             progress.update(task, total=s["total"] or None, completed=done, detail=detail)
             if c["status"] in FINAL:
                 break

@@ -57,11 +57,11 @@ def summary(
     }
 
 
-def details(session: Session, r: redis.Redis, campaign: Campaign) -> dict[str, Any]:
+def details(session: Session, r: redis.Redis, campaign: Campaign, *, with_contacts: bool = True) -> dict[str, Any]:
     runs = session.scalars(select(Run).where(Run.campaign_id == campaign.id).order_by(Run.fire_at)).all()
     counts = run_counts(r, runs)
     body = summary(campaign, session.get(Sender, campaign.sender_id), runs, counts)
-    body["contacts"] = _contacts(session, campaign, runs)
+    body["contacts"] = _contacts(session, campaign, runs) if with_contacts else []
     body["errors"] = _errors(session, [run.id for run in runs])
     body["runs"] = [
         {

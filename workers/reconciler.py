@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import stats
-from dispatcher.completion import finish_run
+from dispatcher.completion import counts_from_db, finish_run
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
 from dispatcher.outbox import expired_refs
@@ -88,5 +88,11 @@ def _republish_queued(session: Session, now: datetime, publish: Publisher, lease
 
 
 def _finish_quiet_runs(session: Session) -> int:
+    """Finish runs with nothing in flight; rebuild the counters of running runs Redis lost (a restart
+    without persistence), so details and completion keep working."""
     running = session.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)).all()
+    live = stats.read(stats.get_redis(), running)
+    for run_id in running:
+        if live.get(run_id) is None:
+            stats.overwrite(stats.get_redis(), run_id, counts_from_db(session, run_id))
     return sum(1 for run_id in running if finish_run(session, run_id))

@@ -18,7 +18,7 @@ from dispatcher import contracts, stats
 from dispatcher.config import get_settings
 from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
-from workers import fanout, reconciler, sending
+from workers import fanout, publisher, reconciler, sending
 from workers.app import app
 from workers.http import get_client
 from workers.limiter import SenderLimiter
@@ -27,11 +27,9 @@ log = structlog.get_logger(__name__)
 
 
 def publish_sends(refs: list[SendRef], channel: str, countdown: float | None = None) -> None:
-    """Publish one send task per message through one producer (one connection, no per-task pool checkout)."""
-    queue = contracts.send_queue(channel)
-    with app.producer_or_acquire() as producer:
-        for ref in refs:
-            send_message.apply_async(ref, queue=queue, producer=producer, countdown=countdown)
+    """Publish one send task per message: on Redis, whole chunks in one LPUSH each (`workers.publisher`),
+    the same messages `apply_async` would send; elsewhere `apply_async` through one producer."""
+    publisher.publish_many(app, send_message, refs, contracts.send_queue(channel), countdown=countdown)
 
 
 def publish_start(run_id: int, fire_at: datetime) -> None:

@@ -214,3 +214,19 @@ def test_the_error_budget_auto_pauses_a_failing_campaign(stack: Stack, sandbox_b
     assert "21610" in body["statusReason"]
     assert 10 <= body["stats"]["failed"] <= 14  # in-flight sends may finish; the rest wait
     assert body["stats"]["pending"] >= 40
+
+
+def test_counters_lost_by_redis_are_rebuilt_from_the_database(stack: Stack, sandbox_box: httpx.Client) -> None:
+    import redis as redis_lib
+
+    from dispatcher import keys
+
+    tenant = make_tenant(stack, "rebuild", rate=20, burst=1)
+    cid = submit(tenant, [ci_phone(88_000 + i) for i in range(40)])
+    wait_count(sandbox_box, 10)
+    run_id = int(tenant.get(f"/v1/campaigns/{cid}").json()["runs"][0]["id"])
+    redis_lib.Redis.from_url(stack.redis_url).delete(keys.run_stats(run_id))  # as if Redis restarted empty
+    with session_factory(stack.db_url)() as session:
+        reconciler.reconcile(session, enqueue.send_messages, lease_seconds=10)
+    final = tenant.wait_final(cid, timeout=60)
+    assert (final["stats"]["total"], final["stats"]["sent"], final["stats"]["pending"]) == (40, 40, 0)

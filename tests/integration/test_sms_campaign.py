@@ -49,9 +49,9 @@ def test_a_thousand_recipients_get_one_personalised_sms_each(tenant: Tenant, san
 
 
 def test_permanent_failures_are_counted_and_named(tenant: Tenant, sandbox_box: httpx.Client) -> None:
-    # Given 200 recipients, 50 of whom the provider refuses permanently
-    phones = [ci_phone(10_000 + i) for i in range(200)]
-    failing = phones[::4]
+    # Given 1,000 recipients, 50 of whom the provider refuses permanently
+    phones = [ci_phone(10_000 + i) for i in range(1000)]
+    failing = phones[::20]
     fault = {"numbers": failing, "kind": "permanent", "code": 21211, "message": "The 'To' number is not valid."}
     assert sandbox_box.post("/_sandbox/faults", json=fault).status_code == 201
 
@@ -59,13 +59,13 @@ def test_permanent_failures_are_counted_and_named(tenant: Tenant, sandbox_box: h
     created = tenant.post("/v1/campaigns", {"contacts": [{"phone": p} for p in phones], "text": "Promo -20%"}).json()
     final = tenant.wait_final(created["id"])
 
-    # Then 150 are sent and 50 failed, and the details name the provider's error
+    # Then 950 are sent and 50 failed, and the details name the provider's error
     assert final["status"] == "SENT"
-    assert (final["stats"]["sent"], final["stats"]["failed"], final["stats"]["pending"]) == (150, 50, 0)
+    assert (final["stats"]["sent"], final["stats"]["failed"], final["stats"]["pending"]) == (950, 50, 0)
     assert final["errors"] == [{"code": "21211", "error": "The 'To' number is not valid.", "count": 50}]
     failed_contacts = {c["phone"] for c in final["contacts"] if c["status"] == "failed"}
     assert failed_contacts == {"+" + p for p in failing}
-    assert sandbox_box.get("/_sandbox/messages").json()["count"] == 150
+    assert sandbox_box.get("/_sandbox/messages").json()["count"] == 950
 
 
 def test_a_campaign_whose_every_message_fails_is_failed(tenant: Tenant, sandbox_box: httpx.Client) -> None:

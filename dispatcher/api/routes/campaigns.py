@@ -75,9 +75,12 @@ def _own(session: Session, account_id: int, campaign_id: str) -> Campaign:
 
 
 @router.get("/{campaign_id}", responses=ERRORS)
-def get_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
-    """One campaign in the SMS document's CampaignDetails shape, plus runs and error summary."""
-    return views.details(session, r, _own(session, account.id, campaign_id))
+def get_campaign(
+    campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep, contacts: bool = True
+) -> dict[str, Any]:
+    """One campaign in the SMS document's CampaignDetails shape, plus runs and error summary.
+    `contacts=false` leaves out the recipients (for frequent polling)."""
+    return views.details(session, r, _own(session, account.id, campaign_id), with_contacts=contacts)
 
 
 @router.get("/{campaign_id}/messages", responses=ERRORS)
