@@ -8,7 +8,6 @@ database backend. Outside CI a missing PostgreSQL or Redis skips those tests; in
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,42 +44,17 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dispatcher.db.migrate import upgrade
+    from tests.support.databases import fresh_database
 
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "dispatcher.db"
-        url = f"sqlite:///{path}"
-        upgrade(url)
-        yield url
-        return
-    yield from _postgres_database()
-
-
-def _postgres_database() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from dispatcher.db.migrate import upgrade
-
-    name = f"dispatcher_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    database = fresh_database(request.param, tmp_path_factory.mktemp("db"), PG_ADMIN_URL)
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = database.__enter__()
     except Exception as exc:
-        admin.dispose()
         _unavailable("PostgreSQL", exc)
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
         yield url
     finally:
-        from dispatcher.db.session import get_engine
-
-        get_engine(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -42,28 +42,11 @@ class Tenant:
 
 
 def make_tenant(stack: Stack, name: str = "acme", *, rate: float = 1000, burst: int = 1000) -> Tenant:
-    from dispatcher.accounts import create_account
     from dispatcher.api.app import create_app
-    from dispatcher.db.models import Sender
-    from dispatcher.db.session import session_scope
+    from tests.support.databases import sandbox_account
 
-    with session_scope(stack.db_url) as session:
-        account, token = create_account(session, name)
-        sender = Sender(
-            account_id=account.id,
-            channel="sms",
-            label="My Sender",
-            provider="sandbox",
-            settings={},
-            active=True,
-            is_default=True,
-            rate=rate,
-            burst=burst,
-        )
-        session.add(sender)
-        session.flush()
-        ids = account.id, sender.id
-    return Tenant(ids[0], token, ids[1], TestClient(create_app()))
+    account_id, token, sender_id = sandbox_account(stack.db_url, name, rate=rate, burst=burst)
+    return Tenant(account_id, token, sender_id, TestClient(create_app()))
 
 
 @pytest.fixture

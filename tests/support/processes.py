@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,8 @@ class Stack:
         return self.env["DISPATCHER_API_URL"]
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+def stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """SIGTERM (a warm shutdown), then SIGKILL after `grace`: only for a process the caller started."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -95,7 +96,7 @@ def sandbox(logs: Path) -> Iterator[Service]:
         _wait_until(up, "sandbox", proc, log)
         yield Service(url, port, proc, log)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
@@ -127,31 +128,37 @@ def apply_env(env: dict[str, str]) -> None:
     enqueue.producer_app.cache_clear()
 
 
+def worker_command(concurrency: int, name: str, extra: Sequence[str] = ()) -> list[str]:
+    """What `dispatcher worker` runs (threads pool, every queue, no mingle/gossip), with a node name."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        "-P",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-Q",
+        "campaigns,send.sms,send.whatsapp",
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+        *extra,
+    ]
+
+
 def start_worker(env: dict[str, str], logs: Path, *, concurrency: int = 8, name: str | None = None) -> Service:
     name = name or f"test-{uuid.uuid4().hex[:6]}"
     log = logs / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                str(concurrency),
-                "-Q",
-                "campaigns,send.sms,send.whatsapp",
-                "-n",
-                f"{name}@%h",
-                "-l",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ],
+            worker_command(concurrency, name),
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,
@@ -174,7 +181,7 @@ def stack(db_url: str, redis_url: str, sandbox: Service, logs: Path) -> Iterator
             yield running
     finally:
         for worker in running.workers:
-            _stop(worker.proc, grace=30)
+            stop(worker.proc, grace=30)
 
 
 @contextmanager

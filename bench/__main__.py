@@ -1,0 +1,95 @@
+"""`python -m bench [fanout|pipeline|memory|rss ...] [--messages N] [...]`: run benchmarks, print a summary.
+
+Everything runs on this machine: Redis database 14 (emptied before and after), a SQLite file or a fresh
+PostgreSQL database, the sandbox gateway and one Celery worker, all on loopback and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from bench import env
+from bench.report import Summary, say, summary_block
+
+NAMES = ("fanout", "memory", "pipeline", "rss")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all four)")
+    p.add_argument("--messages", type=int, help="size for the benchmark(s) named (overrides the per-bench sizes)")
+    p.add_argument("--fanout-messages", type=int, default=20_000)
+    p.add_argument("--fanout-rounds", type=int, default=2)
+    p.add_argument("--legacy", action="store_true", help="fanout: also time the previous publish_sends")
+    p.add_argument("--memory-messages", type=int, default=10_000)
+    p.add_argument("--pipeline-messages", type=int, default=2_000)
+    p.add_argument("--pipeline-rounds", type=int, default=2)
+    p.add_argument("--rss-messages", type=int, default=20_000)
+    p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="pipeline and rss database")
+    p.add_argument("--profile", type=Path, help="pipeline: record py-spy profiles of the worker into this folder")
+    p.add_argument("--profile-seconds", type=int, default=10)
+    args = p.parse_args(argv)
+    unknown = set(args.names) - set(NAMES)
+    if unknown:
+        p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    # FastAPI's test client (the API, in-process) warns on import about a future httpx change; not ours to fix.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    names = [n for n in NAMES if n in args.names] or list(NAMES)
+    env.configure()
+    env.flush()
+    summaries: list[Summary] = []
+    try:
+        for name in names:
+            summaries.append(_run(name, args))
+    finally:
+        env.flush()
+    say(summary_block(summaries))
+    return 0
+
+
+def _run(name: str, args: argparse.Namespace) -> Summary:
+    size = args.messages
+    if name == "fanout":
+        from bench import fanout
+
+        n = size or args.fanout_messages
+        return fanout.run(fanout.Options(messages=n, rounds=args.fanout_rounds, legacy=args.legacy))
+    if name == "memory":
+        from bench import memory
+
+        return memory.run(memory.Options(messages=size or args.memory_messages))
+    if name == "pipeline":
+        from bench import pipeline
+
+        return pipeline.run(
+            pipeline.Options(
+                messages=size or args.pipeline_messages,
+                rounds=args.pipeline_rounds,
+                concurrency=args.concurrency,
+                latency_ms=args.latency_ms,
+                db=args.db,
+                profile_dir=args.profile,
+                profile_seconds=args.profile_seconds,
+            )
+        )
+    from bench import rss
+
+    return rss.run(
+        rss.Options(
+            messages=size or args.rss_messages, concurrency=args.concurrency, latency_ms=args.latency_ms, db=args.db
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

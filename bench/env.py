@@ -1,0 +1,49 @@
+"""Where the benchmarks run: Redis database 14 only, and the environment every process of a run shares.
+
+`configure()` must run before anything imports `workers.app` (the Celery app reads its broker URL at
+import time); `bench.__main__` calls it first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import redis
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def configure(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Point this process (and the processes it starts with `process_env()`) at database 14."""
+    env = {"DISPATCHER_REDIS_URL": REDIS_URL, "DISPATCHER_BROKER_URL": REDIS_URL, **(extra or {})}
+    os.environ.update(env)
+    from dispatcher import enqueue
+    from dispatcher.config import get_settings
+
+    get_settings.cache_clear()
+    enqueue.producer_app.cache_clear()
+    return env
+
+
+def process_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process: ours plus `extra`, and `bench` importable from the root."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **extra, "PYTHONPATH": path}
+
+
+def client() -> redis.Redis:
+    url = os.environ.get("DISPATCHER_BROKER_URL", REDIS_URL)
+    if url != REDIS_URL:
+        raise RuntimeError(f"the benchmarks only use {REDIS_URL}, not {url}")
+    return redis.Redis.from_url(REDIS_URL)
+
+
+def flush() -> None:
+    """Empty database 14 (FLUSHDB on this database only: never FLUSHALL, never another number)."""
+    r = client()
+    try:
+        r.flushdb()
+    finally:
+        r.close()

@@ -1,0 +1,144 @@
+"""The processes an end-to-end benchmark needs: a database, the sandbox gateway and one Celery worker.
+
+Everything is on loopback; every process started here is stopped here, by its pid. The worker runs the
+command `dispatcher worker` runs (threads pool, `-l INFO`, no mingle/gossip), plus `--include bench.bare`
+so the bare comparison task lives in the same app and process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import env
+from tests.support import processes
+
+PG_ADMIN_URL = os.environ.get("DISPATCHER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size (VmRSS from /proc; psutil is not a dependency)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat utime and stime)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_bytes(self) -> int:
+        """The worker's RSS: the threads pool is one process."""
+        return rss_bytes(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def count(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+
+@dataclass
+class Stack:
+    db_url: str
+    sandbox_url: str
+    env: dict[str, str]
+    logs: Path
+    box: httpx.Client
+    sandbox_pid: int
+
+    def reset_sandbox(self, latency_ms: float) -> None:
+        self.box.delete("/_sandbox/messages").raise_for_status()
+        self.box.put("/_sandbox/config", json={"latency_ms": latency_ms}).raise_for_status()
+
+    def sandbox_stats(self) -> dict[str, object]:
+        stats: dict[str, object] = self.box.get("/_sandbox/stats").json()
+        return stats
+
+
+@contextmanager
+def database(kind: str, logs: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file under `logs`, or a PostgreSQL database dropped afterwards."""
+    from tests.support.databases import fresh_database
+
+    with fresh_database(kind, logs, PG_ADMIN_URL, prefix="dispatcher_bench") as url:
+        yield url
+
+
+@contextmanager
+def stack(db_kind: str = "sqlite") -> Iterator[Stack]:
+    """Database + sandbox, with this process configured for them (the API runs in-process via TestClient)."""
+    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    env.flush()
+    try:
+        with database(db_kind, logs) as db_url, processes.sandbox(logs) as sandbox:
+            extra = {
+                "DISPATCHER_DATABASE_URL": db_url,
+                "DISPATCHER_SANDBOX_PORT": str(sandbox.port),
+                "DISPATCHER_SANDBOX_HOST": "127.0.0.1",
+                # Nobody listens here: the sandbox sends no callbacks unless configured to.
+                "DISPATCHER_API_URL": f"http://127.0.0.1:{processes.free_port()}",
+            }
+            settings_env = env.configure(extra)
+            with httpx.Client(base_url=sandbox.url, timeout=30) as box:
+                yield Stack(db_url, sandbox.url, settings_env, logs, box, sandbox.proc.pid)
+    finally:
+        env.flush()
+
+
+@contextmanager
+def worker(s: Stack, *, concurrency: int = 16, name: str = "bench") -> Iterator[Worker]:
+    log = s.logs / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    command = processes.worker_command(concurrency, f"{name}-{uuid.uuid4().hex[:6]}", ["--include", "bench.bare"])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=env.ROOT, env=env.process_env(s.env), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        yield Worker(proc, log)
+    finally:
+        processes.stop(proc, grace=30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    account_id: int
+    token: str
+    sender_id: int
+
+
+def make_tenant(db_url: str, name: str, *, rate: float = 1000, burst: int = 1000) -> Tenant:
+    """An account with a token and a default sandbox SMS sender (as the integration tests' make_tenant)."""
+    from tests.support.databases import sandbox_account
+
+    return Tenant(*sandbox_account(db_url, name, rate=rate, burst=burst))
+
+
+def ci_phone(n: int) -> str:
+    """A valid Côte d'Ivoire mobile number, without '+' (as the integration tests use)."""
+    return f"22507{n:08d}"
