@@ -142,10 +142,11 @@ def _build(
     )
     session.add(campaign)
     session.flush()
-    data_by_contact = {c.id: spec.recipients[i].data for i, (c, _) in enumerate(direct)}
+    # By payload location: `direct` is deduplicated, so its positions are not the payload's.
+    data_by_loc = {r.loc: r.data for r in spec.recipients}
     session.add_all(
-        CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_contact.get(c.id))
-        for i, (c, _) in enumerate(direct)
+        CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_loc.get(loc))
+        for i, (c, loc) in enumerate(direct)
     )
     runs: list[Run] = []
     if spec.type == CampaignType.SMS:

@@ -83,6 +83,28 @@ def test_the_documents_example_sends_two_template_messages(
     assert {c["phone"] for c in final["contacts"]} == {"+212600000000", "+212600000001"}
 
 
+def test_a_number_listed_twice_gets_one_message_and_nobody_gets_anothers_data(
+    tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
+) -> None:
+    contacts = [
+        {"wa_id": "212600000000", "data": {"1": "Jean", "2": "ORD-1"}},
+        {"wa_id": "212600000000", "data": {"1": "Jean (again)", "2": "ORD-1b"}},
+        {"wa_id": "212600000001", "data": {"1": "Jeanne", "2": "ORD-2"}},
+        {"wa_id": "212600000002", "data": {"1": "Paul", "2": "ORD-3"}},
+    ]
+    created = tenant.post("/v1/campaigns", document_payload(whatsapp, contacts))
+    assert created.status_code == 201, created.text
+    assert created.json()["recipients"] == 3
+    assert tenant.wait_final(created.json()["id"])["stats"]["sent"] == 3
+    sent = {m["to"]: m["template"]["parameters"] for m in sandbox_box.get("/_sandbox/messages").json()["messages"]}
+    # The first listing wins; the others keep their own data.
+    assert sent == {
+        "+212600000000": ["Jean", "ORD-1"],
+        "+212600000001": ["Jeanne", "ORD-2"],
+        "+212600000002": ["Paul", "ORD-3"],
+    }
+
+
 @pytest.mark.parametrize(
     ("data", "loc", "says"),
     [
