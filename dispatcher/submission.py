@@ -79,7 +79,10 @@ def submit(
                 return replay
         raise
     return Submission(
-        campaign=campaign, created=True, runs_to_start=[r.id for r in runs if r.status == RunStatus.QUEUED]
+        campaign=campaign,
+        created=True,
+        runs_to_start=[r.id for r in runs if r.status == RunStatus.QUEUED],
+        scheduled=spec.type in (CampaignType.SCHEDULED, CampaignType.RECURRING),
     )
 
 

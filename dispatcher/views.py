@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import stats
-from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, Sender
+from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus, Sender
 
 # Details list this many recipients; the rest are paged at /v1/campaigns/{id}/messages.
 CONTACTS_IN_DETAILS = 1000
@@ -75,19 +75,23 @@ def details(session: Session, r: redis.Redis, campaign: Campaign, *, with_contac
         }
         for run in runs
     ]
-    body["nextRuns"] = next_runs(campaign)
+    waiting = [run.fire_at for run in runs if run.status in (RunStatus.SCHEDULED, RunStatus.QUEUED)]
+    body["nextRuns"] = next_runs(campaign, waiting)
     body["recurringUntil"] = iso(campaign.recurring_until)
     body.update({k: v for k, v in (campaign.summary or {}).items() if k != "recipients"})
     body["recipients"] = int((campaign.summary or {}).get("recipients", 0))
     return body
 
 
-def next_runs(campaign: Campaign, count: int = 5) -> list[str]:
-    """The next occurrences a recurring campaign will fire at (none while paused or ended)."""
-    if campaign.type != "RECURRING" or campaign.status != "PENDING" or campaign.next_fire_at is None:
+def next_runs(campaign: Campaign, waiting: list[datetime], count: int = 5) -> list[str]:
+    """The next occurrences a recurring campaign will fire at (none while paused or ended): the runs
+    already created but not started (`waiting`), then the rule's occurrences from `next_fire_at`."""
+    if campaign.type != "RECURRING" or campaign.status != "PENDING":
         return []
+    out = [iso(when) or "" for when in sorted(waiting)][:count]
+    if campaign.next_fire_at is None:
+        return out
     rule = WeeklyRule.from_json(campaign.recurring or {})
-    out: list[str] = []
     when: datetime | None = campaign.next_fire_at
     while when is not None and len(out) < count:
         out.append(iso(when) or "")
