@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from beat_schedule.rules import WeeklyRule, next_fire
-from dispatcher.completion import close_ended_recurring
+from dispatcher import transitions
+from dispatcher.completion import close_if_done
 from dispatcher.config import Settings
 from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Run, RunStatus
 
@@ -100,7 +101,13 @@ def _expand_one(session: Session, campaign_id: int, now: datetime, grace: timede
 
 def _miss_stale(session: Session, now: datetime, grace: timedelta) -> int:
     """Scheduled runs whose fire time passed by more than the grace window are missed, not sent late."""
-    stale = session.scalars(select(Run).where(Run.status == RunStatus.SCHEDULED, Run.fire_at < now - grace)).all()
+    # A paused campaign's run waits: resume fires it (within the grace window) or misses it, and a
+    # paused one-off can still be rescheduled.
+    stale = session.scalars(
+        select(Run)
+        .join(Campaign, Campaign.id == Run.campaign_id)
+        .where(Run.status == RunStatus.SCHEDULED, Run.fire_at < now - grace, Campaign.status != CampaignStatus.PAUSED)
+    ).all()
     for run in stale:
         won = session.execute(
             update(Run)
@@ -157,7 +164,7 @@ def _close_ended(session: Session) -> int:
             Campaign.next_fire_at.is_(None),
         )
     ).all()
-    closed = sum(1 for campaign in ended if close_ended_recurring(session, campaign))
+    closed = sum(1 for campaign in ended if close_if_done(session, campaign))
     session.commit()
     return closed
 
@@ -192,6 +199,5 @@ def _republish_lost(session: Session, now: datetime, grace: timedelta, publish_s
 
 def _fail_one_off(session: Session, campaign_id: int, reason: str) -> None:
     campaign = session.get_one(Campaign, campaign_id)
-    if campaign.type != CampaignType.RECURRING and campaign.status == CampaignStatus.PENDING:
-        campaign.status = CampaignStatus.FAILED
-        campaign.status_reason = reason
+    if campaign.type != CampaignType.RECURRING:
+        transitions.move(session, campaign, [CampaignStatus.PENDING], CampaignStatus.FAILED, reason)

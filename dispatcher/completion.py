@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import stats
+from dispatcher import stats, transitions
 from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Message, MessageStatus, Run, RunStatus
 
 _IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -63,13 +63,12 @@ def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> b
     if not won:
         session.rollback()
         return False
-    if campaign.type != CampaignType.RECURRING and campaign.status == CampaignStatus.PENDING:
-        campaign.status = CampaignStatus.SENT if status == RunStatus.SENT else CampaignStatus.FAILED
-        campaign.status_reason = reason
-        campaign.updated_at = now
-    elif campaign.type == CampaignType.RECURRING:
-        session.flush()
-        close_ended_recurring(session, campaign)
+    if campaign.type != CampaignType.RECURRING:
+        # Also from PAUSED: a pause that came after the last message left has nothing left to hold.
+        final = CampaignStatus.SENT if status == RunStatus.SENT else CampaignStatus.FAILED
+        transitions.move(session, campaign, [CampaignStatus.PENDING, CampaignStatus.PAUSED], final, reason)
+    else:
+        close_if_done(session, campaign)
     session.commit()
     stats.overwrite(stats.get_redis(), run_id, counts, finished=True)
     return True
@@ -78,15 +77,23 @@ def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> b
 _OPEN_RUNS = (RunStatus.SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-def close_ended_recurring(session: Session, campaign: Campaign) -> bool:
-    """A recurring campaign whose rule has ended (its `until` passed) is over once no run is open:
-    SENT if any run sent something, else FAILED. Does not commit."""
-    if campaign.status != CampaignStatus.PENDING or campaign.next_fire_at is not None:
+def close_if_done(session: Session, campaign: Campaign) -> bool:
+    """A PENDING campaign with no open run and nothing more to fire (a one-off whose run ended, a
+    recurring one whose rule ended) gets its final status: SENT if any run sent something, else FAILED
+    with the last run's reason. Does not commit."""
+    session.flush()
+    if campaign.type == CampaignType.RECURRING and campaign.next_fire_at is not None:
         return False
-    statuses = set(session.scalars(select(Run.status).where(Run.campaign_id == campaign.id)).all())
-    if statuses & set(_OPEN_RUNS):
+    runs = session.execute(
+        select(Run.status, Run.status_reason).where(Run.campaign_id == campaign.id).order_by(Run.fire_at)
+    ).all()
+    if any(status in _OPEN_RUNS for status, _ in runs):
         return False
-    campaign.status = CampaignStatus.SENT if RunStatus.SENT in statuses else CampaignStatus.FAILED
-    campaign.status_reason = "the recurrence ended" + ("" if RunStatus.SENT in statuses else " without a sent run")
-    campaign.updated_at = datetime.now(UTC)
-    return True
+    sent = any(status == RunStatus.SENT for status, _ in runs)
+    reason: str | None
+    if campaign.type == CampaignType.RECURRING:
+        reason = "the recurrence ended" + ("" if sent else " without a sent run")
+    else:
+        reason = None if sent else (runs[-1].status_reason if runs else "nothing was sent")
+    final = CampaignStatus.SENT if sent else CampaignStatus.FAILED
+    return transitions.move(session, campaign, [CampaignStatus.PENDING], final, reason)

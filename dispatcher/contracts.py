@@ -10,6 +10,7 @@ from typing import Final
 
 SUBMIT_CAMPAIGN: Final = "dispatcher.submit_campaign"
 START_RUN: Final = "dispatcher.start_run"
+RESUME_RUN: Final = "dispatcher.resume_run"
 SEND_MESSAGE: Final = "dispatcher.send_message"
 TICK: Final = "dispatcher.tick"
 RECONCILE: Final = "dispatcher.reconcile"

@@ -4,8 +4,11 @@ The database status is the truth; a Redis flag mirrors pause/cancel so every sen
 one message, without a database read per send.
 
 * pause: no new run fires; sends in flight finish, queued messages stay queued (not sent).
-* resume: queued messages are published again; a recurring campaign continues from the next
+* resume: queued messages are published again (by a worker task: a 100k backlog is one fast-path
+  fan-out, not 100k publishes in an HTTP request); a recurring campaign continues from the next
   occurrence after now (the occurrences that passed while paused are not replayed).
+* every status change is conditional (`transitions.move`), so a pause racing the end of the last
+  run, or a cancel racing a pause, has one winner and a clear 409 for the other.
 * cancel: scheduled and queued runs are cancelled; queued messages of running runs become `skipped`.
 """
 
@@ -19,70 +22,91 @@ from sqlalchemy.orm import Session
 
 from beat_schedule.grid import ScheduleError, check_scheduled
 from beat_schedule.rules import WeeklyRule, next_fire
-from dispatcher import keys, stats
-from dispatcher.completion import finish_run
+from dispatcher import keys, stats, transitions
+from dispatcher.completion import close_if_done, finish_run
 from dispatcher.config import Settings
-from dispatcher.contracts import SendRef
 from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Message, MessageStatus, Run, RunStatus
 from dispatcher.errors import Conflict, SpecError
-from dispatcher.outbox import queued_refs
 
-MessagePublisher = Callable[[list[SendRef], str], None]
+# Publishes the task that sends a resumed run's queued messages again (`dispatcher.resume_run`).
+RunResumer = Callable[[int], object]
 PAUSED, CANCELLED = "paused", "cancelled"
 
 
 def pause(session: Session, campaign: Campaign, reason: str = "paused by the user") -> None:
-    if campaign.status != CampaignStatus.PENDING:
+    if not transitions.move(session, campaign, [CampaignStatus.PENDING], CampaignStatus.PAUSED, reason):
+        session.rollback()
         raise Conflict(f"only a PENDING campaign can be paused; this one is {campaign.status}")
-    campaign.status = CampaignStatus.PAUSED
-    campaign.status_reason = reason
-    campaign.updated_at = datetime.now(UTC)
     session.commit()
     stats.get_redis().set(keys.campaign_control(campaign.id), PAUSED)
 
 
-def resume(session: Session, campaign: Campaign, settings: Settings, publish: MessagePublisher) -> int:
-    """Returns the number of queued messages published again."""
-    if campaign.status != CampaignStatus.PAUSED:
-        raise Conflict(f"only a PAUSED campaign can be resumed; this one is {campaign.status}")
+def resume(session: Session, campaign: Campaign, settings: Settings, resume_run: RunResumer) -> int:
+    """Returns the number of runs whose queued messages are published again (by `resume_run`).
+
+    Occurrences whose fire time passed while paused are not replayed: a recurring campaign's are marked
+    missed; a one-off's scheduled run fires if still within the grace window (beat's rule), else it is
+    missed too. A campaign with nothing left to run gets its final status here.
+    """
     now = datetime.now(UTC)
-    campaign.status = CampaignStatus.PENDING
-    campaign.status_reason = None
-    campaign.updated_at = now
+    values = {}
     if campaign.type == CampaignType.RECURRING and campaign.recurring:
-        campaign.next_fire_at = next_fire(WeeklyRule.from_json(campaign.recurring), now)
+        values["next_fire_at"] = next_fire(WeeklyRule.from_json(campaign.recurring), now)
+    if not transitions.move(session, campaign, [CampaignStatus.PAUSED], CampaignStatus.PENDING, None, **values):
+        session.rollback()
+        raise Conflict(f"only a PAUSED campaign can be resumed; this one is {campaign.status}")
+    _miss_paused_runs(session, campaign, now, timedelta(minutes=settings.missed_grace_minutes))
+    running = _lease_queued(session, campaign.id, now, settings)
+    if not running:
+        close_if_done(session, campaign)
     session.commit()
-    stats.get_redis().delete(keys.campaign_control(campaign.id))
-    return _republish_queued(session, campaign, settings, publish, now)
-
-
-def _republish_queued(
-    session: Session, campaign: Campaign, settings: Settings, publish: MessagePublisher, now: datetime
-) -> int:
-    running = session.scalars(
-        select(Run.id).where(Run.campaign_id == campaign.id, Run.status == RunStatus.RUNNING)
-    ).all()
-    published = 0
+    r = stats.get_redis()
+    r.delete(keys.campaign_control(campaign.id), keys.campaign_failures(campaign.id))
     for run_id in running:
-        for refs in queued_refs(session, run_id, settings.publish_batch_size):
-            # A fresh lease first: if this publish is lost, the reconciler publishes them again.
-            lease_until = now + timedelta(seconds=settings.send_lease_seconds)
-            session.execute(update(Message).where(Message.id.in_([r[0] for r in refs])).values(lease_until=lease_until))
-            session.commit()
-            publish(refs, campaign.channel)
-            published += len(refs)
-    return published
+        resume_run(run_id)
+    return len(running)
+
+
+def _miss_paused_runs(session: Session, campaign: Campaign, now: datetime, grace: timedelta) -> None:
+    """Runs whose time came while the campaign was paused: a recurring campaign's are missed (never
+    replayed); a one-off's is missed past the grace window (beat's rule), else it fires now."""
+    cutoff = now if campaign.type == CampaignType.RECURRING else now - grace
+    session.execute(
+        update(Run)
+        .where(
+            Run.campaign_id == campaign.id,
+            Run.status.in_([RunStatus.SCHEDULED, RunStatus.QUEUED]),
+            Run.fire_at <= cutoff,
+        )
+        .values(status=RunStatus.MISSED, status_reason="the campaign was paused at its fire time", finished_at=now)
+    )
+
+
+def _lease_queued(session: Session, campaign_id: int, now: datetime, settings: Settings) -> list[int]:
+    """Give the parked messages of running runs a fresh lease; returns those runs.
+
+    The lease comes before the publish: if the resume task is lost, the reconciler publishes them
+    again when it expires, instead of in 30 days.
+    """
+    running = list(
+        session.scalars(select(Run.id).where(Run.campaign_id == campaign_id, Run.status == RunStatus.RUNNING)).all()
+    )
+    if running:
+        session.execute(
+            update(Message)
+            .where(Message.run_id.in_(running), Message.status == MessageStatus.QUEUED)
+            .values(lease_until=now + timedelta(seconds=settings.send_lease_seconds))
+        )
+    return running
 
 
 def cancel(session: Session, campaign: Campaign, reason: str = "cancelled by the user") -> int:
     """Returns the number of messages skipped."""
-    if campaign.status in (CampaignStatus.SENT, CampaignStatus.FAILED, CampaignStatus.CANCELLED):
-        raise Conflict(f"a {campaign.status} campaign cannot be cancelled")
     now = datetime.now(UTC)
-    campaign.status = CampaignStatus.CANCELLED
-    campaign.status_reason = reason
-    campaign.updated_at = now
-    campaign.next_fire_at = None
+    open_statuses = [CampaignStatus.PENDING, CampaignStatus.PAUSED]
+    if not transitions.move(session, campaign, open_statuses, CampaignStatus.CANCELLED, reason, next_fire_at=None):
+        session.rollback()
+        raise Conflict(f"a {campaign.status} campaign cannot be cancelled")
     session.execute(
         update(Run)
         .where(Run.campaign_id == campaign.id, Run.status.in_([RunStatus.SCHEDULED, RunStatus.QUEUED]))

@@ -37,6 +37,16 @@ def campaign_failures(campaign_id: int) -> str:
     return f"{PREFIX}campaign:{campaign_id}:failstreak"
 
 
+def message_pair_throttles(message_id: int) -> str:
+    """How often the provider refused this message for its recipient's pair rate (WhatsApp 131056)."""
+    return f"{PREFIX}message:{message_id}:pairthrottles"
+
+
+def early_receipts() -> str:
+    """Status events that arrived before their message's outcome was recorded (a sorted set by arrival)."""
+    return f"{PREFIX}receipts:early"
+
+
 def metrics(name: str) -> str:
     """Cluster-wide metric counters (hashes), turned into Prometheus families by `dispatcher.metrics`."""
     return f"{PREFIX}metrics:{name}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dispatcher import control, keys, metrics, stats
-from dispatcher.db.models import Campaign, MessageStatus
+from dispatcher.db.models import Campaign, CampaignStatus, MessageStatus
 from dispatcher.errors import Conflict
 
 if TYPE_CHECKING:
@@ -45,13 +45,17 @@ def record_outcome(
     results = pipe.execute()
     budget = ctx.settings.error_budget
     streak = results[-3] if status == MessageStatus.FAILED else 0
-    if status == MessageStatus.FAILED and budget and int(streak) == budget:
+    # At or past the budget (not only equal): failures in flight when the budget was hit, or a streak
+    # that kept growing while a pause lost a race, must still stop the campaign.
+    if status == MessageStatus.FAILED and budget and int(streak) >= budget:
         _auto_pause(ctx, campaign_id, budget, code, text)
     return stats.as_counts(results[-1])
 
 
 def _auto_pause(ctx: Context, campaign_id: int, budget: int, code: str | None, text: str | None) -> None:
     campaign = ctx.session.get_one(Campaign, campaign_id, populate_existing=True)
+    if campaign.status != CampaignStatus.PENDING:
+        return  # already paused (an earlier failure of the streak) or finished
     reason = f"auto-paused after {budget} consecutive permanent failures (last: {code}: {text})"
     try:
         control.pause(ctx.session, campaign, reason=reason)

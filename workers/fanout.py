@@ -23,6 +23,8 @@ from dispatcher.contracts import SendRef
 from dispatcher.db.models import (
     Campaign,
     CampaignContact,
+    CampaignStatus,
+    CampaignType,
     Contact,
     Message,
     MessageStatus,
@@ -146,6 +148,38 @@ def materialise(session: Session, run: Run, campaign: Campaign, lease_until: dat
     return count, skipped
 
 
+def _hold_while_paused(session: Session, run: Run, campaign: Campaign) -> None:
+    """The run's time came while its campaign is paused: a recurring occurrence is missed (resume does
+    not replay it); a one-off goes back to scheduled, for resume (within the grace window) or a reschedule."""
+    if campaign.type == CampaignType.RECURRING:
+        run.status, run.status_reason = RunStatus.MISSED, "the campaign was paused at its fire time"
+        run.finished_at = datetime.now(UTC)
+    else:
+        run.status, run.started_at, run.published_at = RunStatus.SCHEDULED, None, None
+    session.commit()
+
+
+def resume_run(session: Session, run_id: int, publish: Publisher, *, chunk: int = 500, lease: float = 120.0) -> int:
+    """Publish a resumed run's queued messages again; returns how many (0 if paused or cancelled again).
+
+    Each chunk's lease covers the time the sender's rate needs to reach it, as at the run's start.
+    """
+    run = session.get_one(Run, run_id)
+    campaign = session.get_one(Campaign, run.campaign_id)
+    if campaign.status != CampaignStatus.PENDING or run.status != RunStatus.RUNNING:
+        return 0
+    rate = session.get_one(Sender, campaign.sender_id).rate
+    now = datetime.now(UTC)
+    published = 0
+    for refs in queued_refs(session, run_id, chunk):
+        lease_until = now + timedelta(seconds=lease + published / rate)
+        session.execute(update(Message).where(Message.id.in_([r[0] for r in refs])).values(lease_until=lease_until))
+        session.commit()
+        publish(refs, campaign.channel)
+        published += len(refs)
+    return published
+
+
 def start_run(
     session: Session,
     run_id: int,
@@ -163,6 +197,9 @@ def start_run(
         return 0
     run = session.get_one(Run, run_id)
     campaign = session.get_one(Campaign, run.campaign_id)
+    if campaign.status == CampaignStatus.PAUSED:
+        _hold_while_paused(session, run, campaign)
+        return 0
     total, skipped = materialise(session, run, campaign, now + timedelta(seconds=lease))
     session.commit()
     stats.overwrite(stats.get_redis(), run_id, {"total": total, "skipped": skipped})

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import stats
+from dispatcher import receipts, stats
 from dispatcher.completion import counts_from_db, finish_run
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
@@ -33,7 +33,14 @@ def reconcile(
     requeued, unknown = _expire_claims(session, now)
     republished = _republish_queued(session, now, publish, timedelta(seconds=lease_seconds))
     finished = _finish_quiet_runs(session)
-    return {"requeued": requeued, "unknown": unknown, "republished": republished, "finished": finished}
+    receipts_applied = receipts.replay_early(session, stats.get_redis())
+    return {
+        "requeued": requeued,
+        "unknown": unknown,
+        "republished": republished,
+        "finished": finished,
+        "receipts": receipts_applied,
+    }
 
 
 def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import conversations, metrics, stats
+from dispatcher import conversations, keys, metrics, stats
 from dispatcher.completion import finish_run
 from dispatcher.config import Settings, get_settings
 from dispatcher.contracts import SendRef
@@ -35,6 +35,8 @@ from workers.providers.registry import UnknownProvider, provider_for
 log = structlog.get_logger(__name__)
 
 SENDER_CACHE_SECONDS = 30.0
+# Pair-rate refusals (WhatsApp 131056) one message may get before it fails: ~22 minutes of backoff.
+MAX_PAIR_THROTTLES = 8
 # A paused campaign's queued messages wait here until resume republishes them (and renews the lease).
 PARKED = timedelta(days=30)
 _sender_cache: dict[int, tuple[float, dict[str, Any]]] = {}
@@ -139,18 +141,24 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
 
     try:
         provider = provider_for(config["provider"], config["channel"], ctx.client, config["settings"])
-        result = provider.send(Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template))
     except UnknownProvider as exc:
         return final(MessageStatus.FAILED, "config", f"unknown provider {exc}")
     except KeyError as exc:
         return final(MessageStatus.FAILED, "config", f"sender setting {exc} is missing")
+    try:
+        result = provider.send(Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template))
     except Throttled as exc:
         if exc.sender_wide:
             pause = exc.retry_after or 1.0
             ctx.limiter.pause_sender(sender_id, pause)
             log.warning("sender throttled by provider; paused", sender_id=sender_id, seconds=pause, code=exc.code)
-        else:  # one recipient over its pair rate: only this message waits (1, 4, 16, 64 s...)
-            pause = exc.retry_after or 4.0 ** min(msg.attempts - 1, 4)
+        else:  # one recipient over its pair rate: only this message waits (1, 4, 16, 64, 256 s)
+            tries = _pair_throttles(ctx.r, msg.id)
+            if tries > MAX_PAIR_THROTTLES:
+                return final(
+                    MessageStatus.FAILED, exc.code, f"gave up after {tries - 1} pair-rate refusals: {exc.text}"
+                )
+            pause = exc.retry_after or 4.0 ** min(tries - 1, 4)
         metrics.record_wait(ctx.r, sender_id, "throttled", pause)
         return _release(
             ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config["channel"]
@@ -167,6 +175,16 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     if tags:
         conversations.tag_after_send(ctx.session, msg.account_id, sender_id, msg.contact_id, list(tags), trigger)
     return outcome
+
+
+def _pair_throttles(r: redis.Redis, message_id: int) -> int:
+    """Count this message's pair-rate refusals: a throttled call is not an attempt, so the attempt count
+    cannot drive this backoff."""
+    key = keys.message_pair_throttles(message_id)
+    pipe = r.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, 24 * 3600)
+    return int(pipe.execute()[0])
 
 
 def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, config: dict[str, Any]) -> Outcome | None:

@@ -62,6 +62,19 @@ def start_run(self: Task, run_id: int, fire_at: str | None = None) -> dict[str, 
     return {"run_id": run_id, "published": published}
 
 
+@app.task(name=contracts.RESUME_RUN, bind=True, max_retries=None)
+def resume_run(self: Task, run_id: int) -> dict[str, Any]:
+    """Publish a resumed campaign's queued messages again (through the fan-out fast path)."""
+    settings = get_settings()
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    with session_factory()() as session:
+        published = fanout.resume_run(
+            session, run_id, publish_sends, chunk=settings.publish_batch_size, lease=settings.send_lease_seconds
+        )
+    log.info("run resumed", run_id=run_id, published=published)
+    return {"run_id": run_id, "published": published}
+
+
 @app.task(name=contracts.SEND_MESSAGE, bind=True, max_retries=None)
 def send_message(
     self: Task, message_id: int, sender_id: int | None = None, campaign_id: int | None = None, cost: int = 1

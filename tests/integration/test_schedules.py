@@ -268,6 +268,68 @@ def test_paused_recurring_campaign_skips_occurrences_and_resume_does_not_replay(
     assert runs_of(stack, c["id"]) == []
 
 
+def set_fire_at(stack: Stack, campaign_id: str, fire_at: datetime) -> None:
+    """As if the clock moved on: the campaign's runs are due at `fire_at`."""
+    from sqlalchemy import update
+
+    with session_factory(stack.db_url)() as session:
+        session.execute(update(Run).where(Run.campaign_id == int(campaign_id)).values(fire_at=fire_at))
+        session.commit()
+
+
+@pytest.mark.parametrize(("late", "status", "run_status"), [(1, "SENT", "sent"), (120, "FAILED", "missed")])
+def test_a_scheduled_campaign_paused_past_its_time_fires_on_resume_only_within_the_grace_window(
+    stack: Stack, tenant: Tenant, sandbox_box: httpx.Client, late: int, status: str, run_status: str
+) -> None:
+    # Given a scheduled campaign, paused, whose time passes `late` minutes before it is resumed
+    when = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    phone = ci_phone(72_100 + late)
+    c = tenant.post(
+        "/v1/campaigns",
+        {"type": "SCHEDULED", "scheduledDate": when.isoformat(), "contacts": [{"phone": phone}], "text": "x"},
+    ).json()
+    assert tenant.post(f"/v1/campaigns/{c['id']}/pause", {}).json()["status"] == "PAUSED"
+    set_fire_at(stack, c["id"], datetime.now(UTC) - timedelta(minutes=late))
+    tick(stack, datetime.now(UTC), Recorder())  # beat leaves a paused campaign's run alone
+    assert [r.status for r in runs_of(stack, c["id"])] == ["scheduled"]
+
+    # When it is resumed
+    assert tenant.post(f"/v1/campaigns/{c['id']}/resume", {}).status_code == 200
+
+    # Then within the grace window it goes out now; past it, it is missed and the campaign ends FAILED
+    final = tenant.wait_final(c["id"], timeout=30)
+    assert final["status"] == status and [r["status"] for r in final["runs"]] == [run_status]
+    sent = [m for m in sandbox_box.get("/_sandbox/messages").json()["messages"] if m["to"] == "+" + phone]
+    assert len(sent) == (1 if status == "SENT" else 0)
+
+
+def test_an_occurrence_whose_start_arrives_while_paused_is_missed_not_replayed(stack: Stack, tenant: Tenant) -> None:
+    from workers import fanout
+
+    # Given a recurring campaign whose next occurrence beat has already published
+    c = recurring(
+        tenant, dict.fromkeys(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"), "09:00")
+    )
+    first = next_fire_of(stack, c["id"])
+    assert first is not None
+    tick(stack, first - timedelta(seconds=10), Recorder())
+    [run] = runs_of(stack, c["id"])
+    assert run.status == "queued"
+
+    # When the campaign is paused and the occurrence's start task arrives anyway
+    assert tenant.post(f"/v1/campaigns/{c['id']}/pause", {}).json()["status"] == "PAUSED"
+    published: list = []
+    with session_factory(stack.db_url)() as session:
+        assert fanout.start_run(session, run.id, lambda refs, _channel: published.extend(refs)) == 0
+
+    # Then the occurrence is missed, nothing was sent, and resuming does not bring it back
+    assert published == [] and [r.status for r in runs_of(stack, c["id"])] == ["missed"]
+    resumed = tenant.post(f"/v1/campaigns/{c['id']}/resume", {}).json()
+    assert resumed["status"] == "PENDING" and [r["status"] for r in resumed["runs"]] == ["missed"]
+    assert resumed["runs"][0]["statusReason"] == "the campaign was paused at its fire time"
+    tenant.post(f"/v1/campaigns/{c['id']}/cancel", {})
+
+
 def test_a_scheduled_campaign_can_be_rescheduled_or_cancelled_before_it_fires(stack: Stack, tenant: Tenant) -> None:
     when = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     c = tenant.post(

@@ -60,7 +60,12 @@ def wait_count(box: httpx.Client, n: int, timeout: float = 60) -> int:
 def test_one_rate_limit_is_shared_by_every_worker_process(
     stack: Stack, second_worker: Service, sandbox_box: httpx.Client
 ) -> None:
-    # Given a sender limited to 20 messages/s with a burst of 5, and two worker processes
+    # Given two worker processes whose connections to the provider are open (a first connection delays
+    # the first arrival by a few ms, which squeezes the window the provider sees), and a sender limited
+    # to 20 messages/s with a burst of 5
+    warm = make_tenant(stack, "warm-up")
+    warm.wait_final(submit(warm, [ci_phone(79_000 + i) for i in range(64)]))
+    sandbox_box.delete("/_sandbox/messages")
     tenant = make_tenant(stack, "limited", rate=20, burst=5)
     cid = submit(tenant, [ci_phone(80_000 + i) for i in range(200)])
 
@@ -214,6 +219,39 @@ def test_the_error_budget_auto_pauses_a_failing_campaign(stack: Stack, sandbox_b
     assert "21610" in body["statusReason"]
     assert 10 <= body["stats"]["failed"] <= 14  # in-flight sends may finish; the rest wait
     assert body["stats"]["pending"] >= 40
+
+    # And after a resume the budget starts again: ten more failures in a row pause it again
+    failed_before = body["stats"]["failed"]
+    assert tenant.post(f"/v1/campaigns/{cid}/resume", {}).json()["status"] == "PENDING"
+    deadline = time.monotonic() + 30
+    body = tenant.get(f"/v1/campaigns/{cid}").json()
+    while time.monotonic() < deadline and body["status"] == "PENDING":
+        time.sleep(0.2)
+        body = tenant.get(f"/v1/campaigns/{cid}").json()
+    time.sleep(1.5)
+    body = tenant.get(f"/v1/campaigns/{cid}").json()
+    assert body["status"] == "PAUSED", body["stats"]
+    assert failed_before + 10 <= body["stats"]["failed"] <= failed_before + 14
+
+
+def test_a_pause_after_the_last_message_left_still_ends_the_campaign(stack: Stack, sandbox_box: httpx.Client) -> None:
+    # Given every message of a campaign is already at the (slow) provider when the pause arrives
+    sandbox_box.put("/_sandbox/config", json={"latency_ms": 1500})
+    tenant = make_tenant(stack, "late-pause")
+    cid = submit(tenant, [ci_phone(89_000 + i) for i in range(3)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with session_factory(stack.db_url)() as session:
+            statuses = session.scalars(select(Message.status).where(Message.campaign_id == int(cid))).all()
+        if statuses and all(s == "sending" for s in statuses):
+            break
+        time.sleep(0.05)
+    assert tenant.post(f"/v1/campaigns/{cid}/pause", {}).json()["status"] == "PAUSED"
+
+    # Then nothing is left to hold: the campaign ends SENT instead of staying PAUSED for ever
+    final = tenant.wait_final(cid, timeout=20)
+    assert final["status"] == "SENT" and final["stats"]["sent"] == 3
+    assert tenant.post(f"/v1/campaigns/{cid}/resume", {}).status_code == 409
 
 
 def test_counters_lost_by_redis_are_rebuilt_from_the_database(stack: Stack, sandbox_box: httpx.Client) -> None:

@@ -3,11 +3,13 @@ signed status webhooks, replies that apply waiting tags, and Twilio delivery rep
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from dispatcher.senders import sandbox_phone_number_id
 from dispatcher.signatures import meta_signature
@@ -224,6 +226,52 @@ def test_a_forged_signature_is_refused_and_changes_nothing(
     assert tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]["read"] == 1
 
 
+def test_a_receipt_that_beats_the_send_outcome_is_applied_once_the_id_is_known(
+    stack: Stack, tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
+) -> None:
+    from sqlalchemy import update
+
+    from dispatcher.db.models import Message
+    from dispatcher.db.session import session_factory
+    from workers import reconciler
+
+    created = tenant.post("/v1/campaigns", document_payload(whatsapp)).json()
+    tenant.wait_final(created["id"])
+    # Given Meta reports "read" for a message id our worker has not stored yet (its final commit lags)
+    early_id = "wamid.EARLY" + created["id"]
+    payload = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {"statuses": [{"id": early_id, "status": "read", "timestamp": "1"}]},
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
+    answer = httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature("sandbox", payload)})
+    assert answer.status_code == 200 and answer.json()["statuses"] == 0
+
+    # When the send's outcome lands with that id, and the reconciler runs
+    with session_factory(stack.db_url)() as session:
+        first = session.scalars(select(Message).where(Message.campaign_id == int(created["id"]))).first()
+        assert first is not None
+        session.execute(update(Message).where(Message.id == first.id).values(provider_message_id=early_id))
+        session.commit()
+        assert reconciler.reconcile(session, lambda refs, channel: None)["receipts"] >= 1
+        # Then the event was applied, once: a second pass changes nothing
+        reconciler.reconcile(session, lambda refs, channel: None)
+    stats = tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]
+    assert (stats["sent"], stats["delivered"], stats["read"]) == (2, 1, 1)
+
+
 def test_the_subscription_handshake_echoes_the_challenge(stack: Stack, whatsapp: dict) -> None:
     url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
     ok = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "sandbox", "hub.challenge": "42"})
@@ -272,6 +320,20 @@ def test_meta_permanent_errors_fail_the_message_with_the_code(
     final = tenant.wait_final(tenant.post("/v1/campaigns", document_payload(whatsapp)).json()["id"])
     assert (final["stats"]["sent"], final["stats"]["failed"]) == (1, 1)
     assert final["errors"][0]["code"] == "131026"
+
+
+def test_a_recipient_over_its_pair_rate_waits_alone_then_fails_after_repeated_refusals(
+    tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
+) -> None:
+    # Given Meta refuses one recipient for its pair rate (131056) every time, for 1 s each
+    sandbox_box.post(
+        "/_sandbox/faults", json={"numbers": ["212600000001"], "kind": "throttle", "code": 131056, "retry_after": 1}
+    )
+    final = tenant.wait_final(tenant.post("/v1/campaigns", document_payload(whatsapp)).json()["id"], timeout=60)
+    # Then the other recipient was not held up, and this one gave up with the code instead of cycling for ever
+    assert (final["stats"]["sent"], final["stats"]["failed"]) == (1, 1)
+    assert final["errors"][0]["code"] == "131056"
+    assert "gave up after 8 pair-rate refusals" in final["errors"][0]["error"]
 
 
 def test_sms_delivery_reports_arrive_signed_the_twilio_way(

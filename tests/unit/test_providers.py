@@ -162,6 +162,27 @@ def test_network_failures_are_transient_before_the_request_left_and_ambiguous_af
         TwilioSms(client, TWILIO).send(Outbound(1, "+2250707123456", "hi"))
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(httpx.Response(200, text="<html>ok</html>"), id="not-json"),
+        pytest.param(httpx.Response(200, json={}), id="no-id"),
+        pytest.param(httpx.Response(200, json={"messages": []}), id="empty-list"),
+        pytest.param(httpx.Response(200, json=["x"]), id="a-list"),
+        pytest.param(httpx.Response(200, json={"sid": None, "messages": [{"id": None}]}), id="null-id"),
+    ],
+)
+@pytest.mark.parametrize("adapter", ["twilio", "whatsapp"])
+def test_a_success_we_cannot_read_is_ambiguous_not_failed(answer: httpx.Response, adapter: str) -> None:
+    # The provider took the message: failing it would invite a resend, and a resend a duplicate.
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    provider = TwilioSms(client, TWILIO) if adapter == "twilio" else WhatsAppCloud(client, GRAPH)
+    answer.status_code = 201 if adapter == "twilio" else 200
+    with pytest.raises(Ambiguous) as caught:
+        provider.send(Outbound(1, "+2250707123456", "hi"))
+    assert caught.value.code == "bad_answer"
+
+
 def test_retry_after_accepts_seconds_and_http_dates_and_is_clamped() -> None:
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after("0") == 1.0

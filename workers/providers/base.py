@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -104,6 +105,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     return min(MAX_RETRY_AFTER, max(MIN_RETRY_AFTER, seconds))
+
+
+def accepted(response: httpx.Response, extract: Callable[[Any], object]) -> SendResult:
+    """The provider's message id from a success answer. A success whose body we cannot read is
+    ambiguous, not a failure: the provider took the message, so it must never be re-sent blindly."""
+    try:
+        provider_id = extract(response.json())
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise Ambiguous(
+            f"HTTP {response.status_code} without a readable message id ({type(exc).__name__})", "bad_answer"
+        ) from exc
+    if not isinstance(provider_id, str | int) or not str(provider_id):
+        raise Ambiguous(f"HTTP {response.status_code} without a message id", "bad_answer")
+    return SendResult(provider_message_id=str(provider_id))
 
 
 def transport_error(exc: httpx.TransportError) -> ProviderError:

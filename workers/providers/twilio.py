@@ -17,6 +17,7 @@ from workers.providers.base import (
     SendResult,
     Throttled,
     Transient,
+    accepted,
     parse_retry_after,
     transport_error,
 )
@@ -51,7 +52,7 @@ class TwilioSms:
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
         if response.status_code in (200, 201):
-            return SendResult(provider_message_id=str(response.json()["sid"]))
+            return accepted(response, lambda body: body["sid"])
         raise classify(response)
 
 

@@ -18,6 +18,7 @@ from workers.providers.base import (
     SendResult,
     Throttled,
     Transient,
+    accepted,
     parse_retry_after,
     transport_error,
 )
@@ -64,7 +65,7 @@ class WhatsAppCloud:
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
         if response.status_code == 200:
-            return SendResult(provider_message_id=str(response.json()["messages"][0]["id"]))
+            return accepted(response, lambda body: body["messages"][0]["id"])
         raise classify(response)
 
 

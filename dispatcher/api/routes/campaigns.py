@@ -143,7 +143,7 @@ def resume_campaign(
 ) -> dict[str, Any]:
     """Continue a paused campaign; a recurring one continues from its next occurrence (no replay)."""
     campaign = _own(session, account.id, campaign_id)
-    control.resume(session, campaign, settings, enqueue.send_messages)
+    control.resume(session, campaign, settings, enqueue.resume_run)
     if campaign.type != "SMS":
         ticker.schedule_new(session, campaign.id, settings, enqueue.start_run)
     return views.details(session, r, campaign)
