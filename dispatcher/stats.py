@@ -60,12 +60,17 @@ def bump(r: redis.Redis, run_id: int, field: str, by: int = 1, *, undo: str | No
 
 
 def read(r: redis.Redis, run_ids: Iterable[int]) -> dict[int, dict[str, int] | None]:
-    """Counts per run; None where Redis has no counters (expired or lost: use the database snapshot)."""
+    """Counts per run; None where Redis has no counters (expired or lost: use the database snapshot).
+
+    A hash without `total` is lost too: after a Redis restart, a send's HINCRBY recreates the hash
+    with only its own field, and the reconciler must still rebuild it.
+    """
     ids = list(run_ids)
     pipe = r.pipeline(transaction=False)
     for run_id in ids:
         pipe.hgetall(keys.run_stats(run_id))
-    return {run_id: (as_counts(raw) if raw else None) for run_id, raw in zip(ids, pipe.execute(), strict=True)}
+    replies = zip(ids, pipe.execute(), strict=True)
+    return {run_id: (as_counts(raw) if raw and "total" in raw else None) for run_id, raw in replies}
 
 
 def overwrite(r: redis.Redis, run_id: int, counts: Mapping[str, int], *, finished: bool = False) -> None:
