@@ -203,12 +203,22 @@ def test_a_failed_receipt_after_sent_counts_as_failed_with_metas_code(
     assert body["errors"][0]["code"] == "131026"
 
 
+def sent_campaign(tenant: Tenant, whatsapp: dict, box: httpx.Client) -> tuple[dict[str, Any], str]:
+    """The document's campaign, sent; with the provider's id of its first message."""
+    created = tenant.post("/v1/campaigns", document_payload(whatsapp)).json()
+    tenant.wait_final(created["id"])
+    return created, box.get("/_sandbox/messages").json()["messages"][0]["id"]
+
+
+def post_signed(stack: Stack, whatsapp: dict, payload: bytes) -> httpx.Response:
+    url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
+    return httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature("sandbox", payload)})
+
+
 def test_a_forged_signature_is_refused_and_changes_nothing(
     stack: Stack, tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
 ) -> None:
-    created = tenant.post("/v1/campaigns", document_payload(whatsapp)).json()
-    tenant.wait_final(created["id"])
-    wamid = sandbox_box.get("/_sandbox/messages").json()["messages"][0]["id"]
+    created, wamid = sent_campaign(tenant, whatsapp, sandbox_box)
     payload = (
         b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":'
         b'{"statuses":[{"id":"' + wamid.encode() + b'","status":"read","timestamp":"1"}]}}]}]}'
@@ -221,9 +231,24 @@ def test_a_forged_signature_is_refused_and_changes_nothing(
     ):
         assert httpx.post(url, content=payload, headers=headers).status_code == 401
     assert tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]["read"] == 0
-    good = httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature("sandbox", payload)})
-    assert good.status_code == 200 and good.json() == {"statuses": 1, "inbound": 0}
+    good = post_signed(stack, whatsapp, payload)
+    assert good.status_code == 200 and good.json() == {"statuses": 1, "inbound": 0, "skipped": 0}
     assert tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]["read"] == 1
+
+
+def test_a_signed_batch_with_unreadable_items_applies_the_rest_and_answers_200(
+    stack: Stack, tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
+) -> None:
+    created, wamid = sent_campaign(tenant, whatsapp, sandbox_box)
+    statuses = [7, {"id": "wamid.\x00", "status": "read"}, {"id": wamid, "status": "read", "timestamp": "1"}]
+    messages = [{"from": "212600000000", "timestamp": "soon", "text": {"body": "ok\x00"}}, {"text": "who?"}]
+    value = {"statuses": statuses, "contacts": [{"wa_id": "212600000000", "profile": 5}], "messages": messages}
+    payload = json.dumps({"entry": ["junk", {"changes": [{"value": value}, {"value": None}]}]}).encode()
+    answer = post_signed(stack, whatsapp, payload)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"statuses": 1, "inbound": 1, "skipped": 4}
+    assert tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]["read"] == 1
+    assert conversation(tenant, "212600000000")["lastInboundText"] == "ok"
 
 
 def test_a_receipt_that_beats_the_send_outcome_is_applied_once_the_id_is_known(

@@ -5,15 +5,15 @@ over the raw request (never by a Bearer token); a missing or wrong signature is 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import structlog
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
-from dispatcher import conversations, receipts, signatures
+from dispatcher import conversations, receipts, signatures, webhook_events
 from dispatcher.api.deps import RedisDep, SessionDep, SettingsDep
 from dispatcher.contacts import ContactFields, by_phones, create, parse_id
 from dispatcher.db.models import Sender
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 # Sandbox senders sign with these unless their settings say otherwise (the sandbox gateway does the same).
 SANDBOX_SECRET = "sandbox"
-_TWILIO_STATUSES = {"delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}
+log = structlog.get_logger(__name__)
 
 
 def _sender(session: Session, sender_id: str, channel: str, providers: tuple[str, ...]) -> Sender:
@@ -70,14 +70,12 @@ async def whatsapp_events(sender_id: str, request: Request, session: SessionDep,
         payload = json.loads(raw)
     except ValueError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
-    applied = inbound = 0
-    for value in _values(payload):
-        for event in value.get("statuses") or []:
-            applied += receipts.apply(session, r, sender.id, _meta_status(event))
-        contacts = {c.get("wa_id"): c for c in value.get("contacts") or []}
-        for message in value.get("messages") or []:
-            inbound += _inbound(session, sender, message, contacts.get(message.get("from")))
-    return {"statuses": applied, "inbound": inbound}
+    batch = webhook_events.meta_batch(payload)
+    applied = sum(receipts.apply(session, r, sender.id, event) for event in batch.statuses)
+    inbound = sum(_inbound(session, sender, message) for message in batch.inbound)
+    if batch.skipped:
+        log.warning("unreadable webhook items skipped", sender_id=sender.id, skipped=batch.skipped)
+    return {"statuses": applied, "inbound": inbound, "skipped": batch.skipped}
 
 
 @router.post("/twilio/{sender_id}")
@@ -94,54 +92,22 @@ async def twilio_status(
     expected = signatures.twilio_signature(_secret(sender, "auth_token"), url, params)
     if not signatures.valid(expected, request.headers.get("x-twilio-signature")):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid X-Twilio-Signature")
-    new_status = _TWILIO_STATUSES.get(params.get("MessageStatus", ""))
-    if new_status is None or not params.get("MessageSid"):
+    event = webhook_events.twilio_event(params)
+    if event is None:
         return {"statuses": 0}
-    event = receipts.StatusEvent(
-        params["MessageSid"],
-        new_status,
-        params.get("ErrorCode") or None,
-        f"Twilio {params.get('MessageStatus')}" if new_status == "failed" else None,
-    )
     return {"statuses": int(receipts.apply(session, r, sender.id, event))}
 
 
-def _values(payload: Any) -> list[dict[str, Any]]:
-    """Every change value of a Meta webhook (one POST can batch many entries and changes)."""
-    out: list[dict[str, Any]] = []
-    for entry in payload.get("entry") or [] if isinstance(payload, dict) else []:
-        for change in entry.get("changes") or []:
-            if isinstance(change.get("value"), dict):
-                out.append(change["value"])
-    return out
-
-
-def _meta_status(event: dict[str, Any]) -> receipts.StatusEvent:
-    error = (event.get("errors") or [{}])[0]
-    text = (error.get("error_data") or {}).get("details") or error.get("message") or error.get("title")
-    code = error.get("code")
-    return receipts.StatusEvent(
-        str(event.get("id", "")), str(event.get("status", "")), str(code) if code is not None else None, text
-    )
-
-
-def _inbound(session: Session, sender: Sender, message: dict[str, Any], profile: dict[str, Any] | None) -> int:
+def _inbound(session: Session, sender: Sender, message: webhook_events.Inbound) -> int:
     """A reply: find (or create) the contact by its number, then open or update the conversation."""
     try:
-        phone = normalize(str(message.get("from", "")), sms=False)
+        phone = normalize(message.sender, sms=False)
     except PhoneError:
         return 0
     contact = by_phones(session, sender.account_id, [phone]).get(phone)
     if contact is None:
-        name = ((profile or {}).get("profile") or {}).get("name")
-        contact = create(session, sender.account_id, phone, ContactFields(name=name))
+        contact = create(session, sender.account_id, phone, ContactFields(name=message.name))
         session.flush()
-    text = (message.get("text") or {}).get("body")
-    at = (
-        datetime.fromtimestamp(int(message.get("timestamp") or 0), UTC)
-        if message.get("timestamp")
-        else datetime.now(UTC)
-    )
-    conversations.on_inbound(session, sender.account_id, sender.id, contact.id, text, at)
+    conversations.on_inbound(session, sender.account_id, sender.id, contact.id, message.text, message.at)
     session.commit()
     return 1
