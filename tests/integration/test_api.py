@@ -155,6 +155,9 @@ def test_contacts_upsert_by_phone_and_groups_add_members(tenant: Tenant) -> None
     ).json()
     assert added["added"] == 2 and added["group"]["size"] == 2
     assert len(tenant.get(f"/v1/groups/{group['id']}/contacts").json()["data"]) == 2
+    tenant.post("/v1/groups", {"name": "Empty"})
+    sizes = {g["name"]: g["size"] for g in tenant.get("/v1/groups").json()["data"]}
+    assert (sizes["G"], sizes["Empty"]) == (2, 0)
 
 
 def test_list_pages_and_filters_by_status(tenant: Tenant, sandbox_box: httpx.Client) -> None:
