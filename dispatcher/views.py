@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import stats
+from dispatcher.completion import counts_from_db
 from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus, Sender
 
 # Details list this many recipients; the rest are paged at /v1/campaigns/{id}/messages.
@@ -22,13 +23,19 @@ def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def run_counts(r: redis.Redis, runs: Sequence[Run]) -> dict[int, dict[str, int]]:
-    """Live counters per run; the database snapshot where Redis has none (a finished run after its TTL)."""
+def run_counts(session: Session, r: redis.Redis, runs: Sequence[Run]) -> dict[int, dict[str, int]]:
+    """Live counters per run. Where Redis has none (a finished run past its TTL, or counters lost),
+    the database counts them; a finished run's count goes back to Redis so the next read is cheap.
+    The run's stored snapshot is not used: receipts arriving after the run finished never update it."""
     live = stats.read(r, [run.id for run in runs]) if runs else {}
     out: dict[int, dict[str, int]] = {}
     for run in runs:
         counts = live.get(run.id)
-        out[run.id] = counts if counts is not None else stats.as_counts(run.stats or {})
+        if counts is None:
+            counts = stats.as_counts(counts_from_db(session, run.id))
+            if run.finished_at is not None:
+                stats.seed(r, run.id, counts)
+        out[run.id] = counts
     return out
 
 
@@ -59,7 +66,7 @@ def summary(
 
 def details(session: Session, r: redis.Redis, campaign: Campaign, *, with_contacts: bool = True) -> dict[str, Any]:
     runs = session.scalars(select(Run).where(Run.campaign_id == campaign.id).order_by(Run.fire_at)).all()
-    counts = run_counts(r, runs)
+    counts = run_counts(session, r, runs)
     body = summary(campaign, session.get(Sender, campaign.sender_id), runs, counts)
     body["contacts"] = _contacts(session, campaign, runs) if with_contacts else []
     body["errors"] = _errors(session, [run.id for run in runs])

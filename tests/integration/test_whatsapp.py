@@ -191,6 +191,33 @@ def test_status_webhooks_move_stats_to_delivered_and_read_in_any_order(
     }
 
 
+def test_receipts_after_the_run_finished_survive_the_counters_expiry(
+    stack: Stack, tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
+) -> None:
+    import redis as redis_lib
+
+    from dispatcher import keys, stats
+
+    created, wamid = sent_campaign(tenant, whatsapp, sandbox_box)
+    callback(sandbox_box, wamid, "read")  # after the run finished and took its snapshot
+    run_id = int(tenant.get(f"/v1/campaigns/{created['id']}").json()["runs"][0]["id"])
+    r = redis_lib.Redis.from_url(stack.redis_url, decode_responses=True)
+    r.delete(keys.run_stats(run_id))  # as when the finished run's counters expire a week later
+
+    for _ in range(2):  # the first read counts in the database and puts the counts back; the second reads them
+        counts = tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]
+        assert {k: counts[k] for k in ("total", "sent", "delivered", "read", "pending")} == {
+            "total": 2,
+            "sent": 2,
+            "delivered": 1,
+            "read": 1,
+            "pending": 0,
+        }
+    assert 0 < r.ttl(keys.run_stats(run_id)) <= stats.FINISHED_TTL_SECONDS
+    listed = tenant.get("/v1/campaigns").json()["data"]
+    assert next(c for c in listed if c["id"] == created["id"])["stats"]["read"] == 1
+
+
 def test_a_failed_receipt_after_sent_counts_as_failed_with_metas_code(
     tenant: Tenant, whatsapp: dict, sandbox_box: httpx.Client
 ) -> None:

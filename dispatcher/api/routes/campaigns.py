@@ -61,7 +61,7 @@ def list_campaigns(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     campaigns = session.scalars(query.order_by(Campaign.id.desc()).offset((page - 1) * limit).limit(limit)).all()
     runs = session.scalars(select(Run).where(Run.campaign_id.in_([c.id for c in campaigns]))).all()
-    counts = views.run_counts(r, runs)
+    counts = views.run_counts(session, r, runs)
     senders = {s.id: s for s in session.scalars(select(Sender).where(Sender.account_id == account.id))}
     data = [
         views.summary(c, senders.get(c.sender_id), [run for run in runs if run.campaign_id == c.id], counts)
