@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, bindparam, update
+from sqlalchemy import Connection, CursorResult, Executable, Table, Update, bindparam, update
+from sqlalchemy.exc import DBAPIError
 
 from dispatcher.db.models import Message, MessageStatus
 
@@ -97,13 +98,30 @@ SKIP = (
 PARK = _where(MessageStatus.QUEUED).values(lease_until=bindparam("lease"))
 
 
+def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+    """Execute one write; once more on a fresh connection if the pooled one was dead.
+
+    The autocommit pool does not ping on checkout, so a connection the server closed meanwhile (a restart,
+    an idle timeout) fails on its first statement, which never ran; SQLAlchemy then drops the pool's
+    connections and the retry reconnects. (A server dying mid-statement is a crashed send, as before:
+    the reconciler settles the message when its lease expires.)
+    """
+    try:
+        return conn.execute(statement, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        conn.rollback()
+        return conn.execute(statement, params)
+
+
 def claim(conn: Connection, message_id: int, lease: timedelta) -> Claimed | None:
     """`queued -> sending` with a lease; None when another task has it (or had it)."""
     now = datetime.now(UTC)
-    row = conn.execute(CLAIM, {"mid": message_id, "lease": now + lease, "now": now}).first()
+    row = run(conn, CLAIM, {"mid": message_id, "lease": now + lease, "now": now}).first()
     if row is None:
         return None
-    run_id, campaign_id, account_id, contact_id, phone, body, params, attempts = row
+    run_id, campaign_id, account_id, contact_id, phone, body, params, attempts = tuple(row)
     return Claimed(
         message_id, run_id, campaign_id, account_id, contact_id, phone, body or "", tuple(params or ()), attempts
     )
@@ -115,8 +133,8 @@ def finish(
     """`sending -> status`; True if this call won (only then may the outcome be counted)."""
     params = {"mid": message_id, "final": status, "now": datetime.now(UTC), "code": code, "text": text}
     if provider_id is None:
-        return bool(conn.execute(FINISH, params).rowcount)
-    return bool(conn.execute(FINISH_SENT, {**params, "provider_id": provider_id}).rowcount)
+        return bool(run(conn, FINISH, params).rowcount)
+    return bool(run(conn, FINISH_SENT, {**params, "provider_id": provider_id}).rowcount)
 
 
 def release(
@@ -125,15 +143,15 @@ def release(
     """`sending -> queued`, leased until the republished task is due (plus the send lease)."""
     now = datetime.now(UTC)
     params = {"mid": message_id, "undo": 0 if attempt else 1, "lease": now + lease, "code": code, "text": text}
-    conn.execute(RELEASE, {**params, "now": now})
+    run(conn, RELEASE, {**params, "now": now})
 
 
 def skip(conn: Connection, message_id: int) -> int | None:
     """`queued -> skipped` (its campaign was cancelled); the message's run when this call did it."""
-    row = conn.execute(SKIP, {"mid": message_id, "now": datetime.now(UTC)}).first()
+    row = run(conn, SKIP, {"mid": message_id, "now": datetime.now(UTC)}).first()
     return None if row is None else int(row[0])
 
 
 def park(conn: Connection, message_id: int) -> None:
     """Keep a paused campaign's queued message out of the reconciler's way until resume."""
-    conn.execute(PARK, {"mid": message_id, "lease": datetime.now(UTC) + PARKED})
+    run(conn, PARK, {"mid": message_id, "lease": datetime.now(UTC) + PARKED})

@@ -25,13 +25,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
-    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if autocommit:
+        # Nothing to roll back when a connection returns to the pool: every statement committed itself.
+        # No ping per checkout either (a round trip per message): its users run a statement again on a
+        # fresh connection when the pooled one turns out dead (`workers.message_writes`).
+        options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
     if url.startswith("sqlite"):
+        options.pop("pool_pre_ping")
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, pool_size=20, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **options)
+    return create_engine(url, pool_size=10, max_overflow=20, **options)
 
 
 @lru_cache(maxsize=8)
