@@ -30,15 +30,16 @@ def latency_bucket(seconds: float) -> str:
     return "+Inf"
 
 
-def record_send(
-    pipe: redis.client.Pipeline, channel: str, provider: str, outcome: str, code: str | None, latency: float | None
-) -> None:
-    """Queue the metric updates of one provider call on a pipeline the caller executes."""
-    pipe.hincrby(keys.metrics("messages"), SEP.join((channel, provider, outcome, code or "")), 1)
-    if latency is not None:
-        label = SEP.join((channel, provider))
-        pipe.hincrby(keys.metrics("latency"), f"{label}{SEP}{latency_bucket(latency)}", 1)
-        pipe.hincrbyfloat(keys.metrics("latency"), f"{label}{SEP}sum", latency)
+def send_fields(
+    channel: str, provider: str, outcome: str, code: str | None, latency: float | None
+) -> tuple[str, str | None, str | None]:
+    """The hash fields one provider call adds to: its outcome in `messages`, and (with a latency) its
+    bucket and sum in `latency`."""
+    outcome_field = SEP.join((channel, provider, outcome, code or ""))
+    if latency is None:
+        return outcome_field, None, None
+    label = SEP.join((channel, provider))
+    return outcome_field, f"{label}{SEP}{latency_bucket(latency)}", f"{label}{SEP}sum"
 
 
 def record_wait(r: redis.Redis, sender_id: int, kind: str, seconds: float) -> None:

@@ -7,11 +7,13 @@ itself with the reason in its details; any success resets the count.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
+import redis
 import structlog
 
-from dispatcher import control, keys, metrics, stats
+from dispatcher import control, keys, metrics
 from dispatcher.db.models import Campaign, CampaignStatus, MessageStatus
 from dispatcher.errors import Conflict
 
@@ -19,6 +21,38 @@ if TYPE_CHECKING:
     from workers.sending import Context
 
 log = structlog.get_logger(__name__)
+
+STREAK_TTL_SECONDS = 24 * 3600
+# KEYS: metrics `messages`, metrics `latency`, the run's counters, the campaign's failure streak.
+# ARGV: outcome field, latency bucket field, latency sum field, latency, final status, failed (1/0),
+# streak TTL. Returns {streak, pending}; pending = total - sent - failed - skipped - unknown, at least 0
+# (`dispatcher.stats`), and 0 for counters Redis lost (no total), so the caller checks the database.
+_RECORD = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[3], ARGV[4])
+end
+redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+local streak = 0
+if ARGV[6] == '1' then
+  streak = redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+else
+  redis.call('DEL', KEYS[4])
+end
+local c = redis.call('HMGET', KEYS[3], 'total', 'sent', 'failed', 'skipped', 'unknown')
+local pending = tonumber(c[1] or '0')
+for i = 2, 5 do pending = pending - tonumber(c[i] or '0') end
+if pending < 0 then pending = 0 end
+return {streak, pending}
+"""
+
+
+@lru_cache(maxsize=4)
+def _script(r: redis.Redis) -> Any:
+    # Registered once per client: the call is one EVALSHA (loaded again by redis-py if Redis restarted).
+    return r.register_script(_RECORD)
 
 
 def record_outcome(
@@ -29,36 +63,45 @@ def record_outcome(
     code: str | None,
     text: str | None,
     call: tuple[str, str, float | None],
-) -> dict[str, int]:
+) -> int:
     """Count the outcome, the cluster-wide metrics of the provider call (`call` = channel, provider, latency)
-    and consecutive permanent failures, in one round trip; returns the run's counts."""
-    pipe = ctx.r.pipeline(transaction=True)
-    metrics.record_send(pipe, call[0], call[1], status, code, call[2])
-    pipe.hincrby(keys.run_stats(run_id), status, 1)
-    streak_key = keys.campaign_failures(campaign_id)
-    if status == MessageStatus.FAILED:
-        pipe.incr(streak_key)
-        pipe.expire(streak_key, 24 * 3600)
-    else:
-        pipe.delete(streak_key)
-    pipe.hgetall(keys.run_stats(run_id))
-    results = pipe.execute()
+    and consecutive permanent failures, in one round trip; returns the run's pending count."""
+    channel, provider, latency = call
+    outcome_field, bucket_field, sum_field = metrics.send_fields(channel, provider, status, code, latency)
+    failed = status == MessageStatus.FAILED
+    streak, pending = _script(ctx.r)(
+        keys=[
+            keys.metrics("messages"),
+            keys.metrics("latency"),
+            keys.run_stats(run_id),
+            keys.campaign_failures(campaign_id),
+        ],
+        args=[
+            outcome_field,
+            bucket_field or "",
+            sum_field or "",
+            latency or 0,
+            status,
+            1 if failed else 0,
+            STREAK_TTL_SECONDS,
+        ],
+    )
     budget = ctx.settings.error_budget
-    streak = results[-3] if status == MessageStatus.FAILED else 0
     # At or past the budget (not only equal): failures in flight when the budget was hit, or a streak
     # that kept growing while a pause lost a race, must still stop the campaign.
-    if status == MessageStatus.FAILED and budget and int(streak) >= budget:
+    if failed and budget and int(streak) >= budget:
         _auto_pause(ctx, campaign_id, budget, code, text)
-    return stats.as_counts(results[-1])
+    return int(pending)
 
 
 def _auto_pause(ctx: Context, campaign_id: int, budget: int, code: str | None, text: str | None) -> None:
-    campaign = ctx.session.get_one(Campaign, campaign_id, populate_existing=True)
+    session = ctx.session()
+    campaign = session.get_one(Campaign, campaign_id, populate_existing=True)
     if campaign.status != CampaignStatus.PENDING:
         return  # already paused (an earlier failure of the streak) or finished
     reason = f"auto-paused after {budget} consecutive permanent failures (last: {code}: {text})"
     try:
-        control.pause(ctx.session, campaign, reason=reason)
+        control.pause(session, campaign, reason=reason)
     except Conflict:
         return  # already paused or finished
     log.warning("campaign auto-paused", campaign_id=campaign_id, reason=reason)

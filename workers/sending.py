@@ -9,27 +9,37 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 import httpx
 import redis
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from dispatcher import conversations, keys, metrics, stats
 from dispatcher.completion import finish_run
-from dispatcher.config import Settings, get_settings
+from dispatcher.config import Settings
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import Campaign, Message, MessageStatus, Sender, Template
-from dispatcher.db.session import session_factory
+from dispatcher.db.session import get_engine, session_factory
 from dispatcher.senders import sandbox_phone_number_id
 from workers import limiter as lim
+from workers import message_writes as writes
 from workers.budget import record_outcome
-from workers.providers.base import Ambiguous, Outbound, Permanent, ProviderError, TemplateCall, Throttled
+from workers.providers.base import (
+    Ambiguous,
+    Outbound,
+    Permanent,
+    Provider,
+    ProviderError,
+    TemplateCall,
+    Throttled,
+)
 from workers.providers.registry import UnknownProvider, provider_for
 
 log = structlog.get_logger(__name__)
@@ -37,9 +47,7 @@ log = structlog.get_logger(__name__)
 SENDER_CACHE_SECONDS = 30.0
 # Pair-rate refusals (WhatsApp 131056) one message may get before it fails: ~22 minutes of backoff.
 MAX_PAIR_THROTTLES = 8
-# A paused campaign's queued messages wait here until resume republishes them (and renews the lease).
-PARKED = timedelta(days=30)
-_sender_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+_sender_cache: dict[int, SenderConfig] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,50 +59,79 @@ class Outcome:
     channel: str = "sms"
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: int
-    run_id: int
-    campaign_id: int
-    account_id: int
-    contact_id: int
-    phone: str
-    body: str
-    params: tuple[str, ...]
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
-    """What one send needs besides the message: shared clients and settings."""
+    """What one send needs besides the message: shared clients and settings, and database handles opened
+    on first use: the autocommit connection for the message's own writes, an ORM session for rare paths
+    (finishing a run, the error budget, conversation tags)."""
 
-    session: Session
     client: httpx.Client
     r: redis.Redis
     limiter: lim.SenderLimiter
     settings: Settings
+    _conn: Connection | None = None
+    _session: Session | None = None
+
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = get_engine(self.settings.database_url, autocommit=True).connect()
+        return self._conn
+
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(get_engine(self.settings.database_url), expire_on_commit=False)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
-def sender_config(session: Session, sender_id: int) -> dict[str, Any]:
-    """The sender's provider, rate and settings, cached briefly per process (read on every send otherwise)."""
+@dataclass(slots=True)
+class SenderConfig:
+    """A sender's provider, rate and settings, and its adapter built once per process (per entry)."""
+
+    provider: str
+    channel: str
+    rate: float
+    burst: int
+    settings: dict[str, Any]
+    expires: float
+    _adapter: tuple[httpx.Client, Provider] | None = None
+
+    def adapter(self, client: httpx.Client) -> Provider:
+        """`provider_for` of this sender; raises what it raises (an unknown provider, a missing setting)."""
+        cached = self._adapter
+        if cached is not None and cached[0] is client:
+            return cached[1]
+        adapter = provider_for(self.provider, self.channel, client, self.settings)
+        self._adapter = (client, adapter)
+        return adapter
+
+
+def sender_config(ctx: Context, sender_id: int) -> SenderConfig:
+    """The sender's configuration, cached briefly per process (read on every send otherwise)."""
     hit = _sender_cache.get(sender_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    sender = session.get_one(Sender, sender_id)
+    if hit is not None and hit.expires > time.monotonic():
+        return hit
+    sender = ctx.session().get_one(Sender, sender_id)
     defaults: dict[str, Any] = {"from": sender.label}
     if sender.provider == "sandbox" and sender.channel == "whatsapp":
         defaults["phone_number_id"] = sandbox_phone_number_id(sender.id)
     if sender.provider == "sandbox" and sender.channel == "sms":
         # The sandbox posts delivery receipts where a real Twilio account would: our webhook.
-        defaults["status_callback"] = f"{get_settings().api_url}/v1/webhooks/twilio/{sender.id}"
-    config = {
-        "provider": sender.provider,
-        "channel": sender.channel,
-        "rate": sender.rate,
-        "burst": sender.burst,
-        "settings": {**defaults, **(sender.settings or {})},
-    }
-    _sender_cache[sender_id] = (time.monotonic() + SENDER_CACHE_SECONDS, config)
+        defaults["status_callback"] = f"{ctx.settings.api_url}/v1/webhooks/twilio/{sender.id}"
+    config = SenderConfig(
+        sender.provider,
+        sender.channel,
+        sender.rate,
+        sender.burst,
+        {**defaults, **(sender.settings or {})},
+        time.monotonic() + SENDER_CACHE_SECONDS,
+    )
+    _sender_cache[sender_id] = config
     return config
 
 
@@ -115,32 +152,33 @@ def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
 
 
 def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outcome:
-    ref = ref or _ref_of(ctx.session, message_id)
+    ref = ref or _ref_of(ctx.session(), message_id)
     if ref is None:
         return Outcome("gone")
     _, sender_id, campaign_id, cost = ref
-    config = sender_config(ctx.session, sender_id)
+    config = sender_config(ctx, sender_id)
+    # Read before the limiter grants a slot, so a granted slot never waits on the database.
+    template, tags, trigger = campaign_content(ctx.settings.database_url, campaign_id)
     gate = _wait_for_slot(ctx, sender_id, campaign_id, cost, config)
     if gate is not None:
         if gate.status == "cancelled":
             _skip(ctx, message_id)
         elif gate.status == "paused":
-            park(ctx.session, message_id)
+            writes.park(ctx.conn(), message_id)
         return gate
-    msg = claim(ctx.session, message_id, timedelta(seconds=ctx.settings.send_lease_seconds))
+    msg = writes.claim(ctx.conn(), message_id, timedelta(seconds=ctx.settings.send_lease_seconds))
     if msg is None:
-        return Outcome("not-claimed", channel=config["channel"])
-    template, tags, trigger = campaign_content(ctx.settings.database_url, campaign_id)
+        return Outcome("not-claimed", channel=config.channel)
     if template is not None:
         template = TemplateCall(template.name, template.language, msg.params)
     started = time.monotonic()
 
     def final(status: str, code: str | None, text: str | None, provider_id: str | None = None) -> Outcome:
-        call = (config["channel"], config["provider"], time.monotonic() - started)
+        call = (config.channel, config.provider, time.monotonic() - started)
         return _final(ctx, msg, status, code, text, call=call, provider_id=provider_id)
 
     try:
-        provider = provider_for(config["provider"], config["channel"], ctx.client, config["settings"])
+        provider = config.adapter(ctx.client)
     except UnknownProvider as exc:
         return final(MessageStatus.FAILED, "config", f"unknown provider {exc}")
     except KeyError as exc:
@@ -160,9 +198,7 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
                 )
             pause = exc.retry_after or 4.0 ** min(tries - 1, 4)
         metrics.record_wait(ctx.r, sender_id, "throttled", pause)
-        return _release(
-            ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config["channel"]
-        )
+        return _release(ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config.channel)
     except Permanent as exc:
         return final(MessageStatus.FAILED, exc.code, exc.text)
     except Ambiguous as exc:
@@ -170,10 +206,10 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     except ProviderError as exc:  # Transient
         if msg.attempts >= ctx.settings.max_send_attempts:
             return final(MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}")
-        return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config["channel"])
+        return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config.channel)
     outcome = final(MessageStatus.SENT, None, None, result.provider_message_id)
     if tags:
-        conversations.tag_after_send(ctx.session, msg.account_id, sender_id, msg.contact_id, list(tags), trigger)
+        conversations.tag_after_send(ctx.session(), msg.account_id, sender_id, msg.contact_id, list(tags), trigger)
     return outcome
 
 
@@ -187,10 +223,10 @@ def _pair_throttles(r: redis.Redis, message_id: int) -> int:
     return int(pipe.execute()[0])
 
 
-def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, config: dict[str, Any]) -> Outcome | None:
+def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, config: SenderConfig) -> Outcome | None:
     """None when this message may be sent now; otherwise what to do instead."""
     for _ in range(5):
-        decision = ctx.limiter.acquire(sender_id, campaign_id, config["rate"], config["burst"], cost)
+        decision = ctx.limiter.acquire(sender_id, campaign_id, config.rate, config.burst, cost)
         if decision.code == lim.GO:
             return None
         if decision.code == lim.RESERVED:
@@ -200,17 +236,17 @@ def _wait_for_slot(ctx: Context, sender_id: int, campaign_id: int, cost: int, co
             control = ctx.limiter.campaign_control(campaign_id)
             if control is None:
                 return None
-            return Outcome(control, channel=config["channel"])
+            return Outcome(control, channel=config.channel)
         if decision.code == lim.CAMPAIGN_CANCELLED:
-            return Outcome("cancelled", channel=config["channel"])
+            return Outcome("cancelled", channel=config.channel)
         if decision.code == lim.CAMPAIGN_PAUSED:
-            return Outcome("paused", channel=config["channel"])
+            return Outcome("paused", channel=config.channel)
         if decision.wait_seconds > ctx.limiter.max_wait_ms / 1000:
             break
         time.sleep(decision.wait_seconds)  # a short provider pause: wait it out, then ask again
     # A long wait: go back to the broker rather than hold a worker thread.
     metrics.record_wait(ctx.r, sender_id, "deferred", decision.wait_seconds)
-    return Outcome("deferred", retry_in=decision.wait_seconds + random.uniform(0, 1.0), channel=config["channel"])
+    return Outcome("deferred", retry_in=decision.wait_seconds + random.uniform(0, 1.0), channel=config.channel)
 
 
 def _ref_of(session: Session, message_id: int) -> SendRef | None:
@@ -220,42 +256,9 @@ def _ref_of(session: Session, message_id: int) -> SendRef | None:
     return (message_id, row.sender_id, row.campaign_id, row.segments) if row else None
 
 
-def claim(session: Session, message_id: int, lease: timedelta) -> Claimed | None:
-    now = datetime.now(UTC)
-    row = session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, lease_until=now + lease, updated_at=now)
-        .returning(
-            Message.run_id,
-            Message.campaign_id,
-            Message.account_id,
-            Message.contact_id,
-            Message.phone,
-            Message.body,
-            Message.template_params,
-            Message.attempts,
-        )
-    ).first()
-    session.commit()
-    if row is None:
-        return None
-    return Claimed(
-        message_id,
-        row.run_id,
-        row.campaign_id,
-        row.account_id,
-        row.contact_id,
-        row.phone,
-        row.body or "",
-        tuple(row.template_params or ()),
-        row.attempts,
-    )
-
-
 def _final(
     ctx: Context,
-    msg: Claimed,
+    msg: writes.Claimed,
     status: str,
     code: str | None,
     text: str | None,
@@ -263,73 +266,36 @@ def _final(
     call: tuple[str, str, float | None],
     provider_id: str | None = None,
 ) -> Outcome:
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "status": status,
-        "lease_until": None,
-        "updated_at": now,
-        "error_code": code,
-        "error_text": text,
-    }
-    if provider_id is not None:
-        values.update(provider_message_id=provider_id, sent_at=now)
-    won = ctx.session.execute(
-        update(Message).where(Message.id == msg.id, Message.status == MessageStatus.SENDING).values(**values)
-    ).rowcount  # type: ignore[attr-defined]
-    ctx.session.commit()
-    if won:
-        counts = record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call)
-        if counts["pending"] == 0:
-            finish_run(ctx.session, msg.run_id)
+    if writes.finish(ctx.conn(), msg.id, status, code, text, provider_id):
+        if record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call) == 0:
+            finish_run(ctx.session(), msg.run_id)
     return Outcome(status)
 
 
 def _release(
-    ctx: Context, msg: Claimed, exc: ProviderError, *, retry_in: float, attempt: bool, channel: str
+    ctx: Context, msg: writes.Claimed, exc: ProviderError, *, retry_in: float, attempt: bool, channel: str
 ) -> Outcome:
     """Put the message back to `queued` so the republished task can claim it again."""
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "status": MessageStatus.QUEUED,
-        "lease_until": now + timedelta(seconds=retry_in + ctx.settings.send_lease_seconds),
-        "error_code": exc.code,
-        "error_text": exc.text,
-        "updated_at": now,
-    }
-    if not attempt:
-        values["attempts"] = Message.attempts - 1  # a throttled call is not an attempt
-    ctx.session.execute(
-        update(Message).where(Message.id == msg.id, Message.status == MessageStatus.SENDING).values(**values)
-    )
-    ctx.session.commit()
+    lease = timedelta(seconds=retry_in + ctx.settings.send_lease_seconds)
+    writes.release(ctx.conn(), msg.id, lease, exc.code, exc.text, attempt=attempt)
     return Outcome("throttled" if isinstance(exc, Throttled) else "retry", retry_in=retry_in, channel=channel)
 
 
 def _skip(ctx: Context, message_id: int) -> None:
     """Cancelled: `cancel` skipped the queued rows, but a message released back to queued since then
     (a retry racing the cancel) is skipped here, so its run can finish."""
-    row = ctx.session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(
-            status=MessageStatus.SKIPPED,
-            error_code="cancelled",
-            error_text="campaign cancelled",
-            lease_until=None,
-            updated_at=datetime.now(UTC),
-        )
-        .returning(Message.run_id)
-    ).first()
-    ctx.session.commit()
-    if row is not None and stats.bump(ctx.r, row.run_id, "skipped")["pending"] == 0:
-        finish_run(ctx.session, row.run_id)
+    run_id = writes.skip(ctx.conn(), message_id)
+    if run_id is not None and stats.bump(ctx.r, run_id, "skipped")["pending"] == 0:
+        finish_run(ctx.session(), run_id)
 
 
-def park(session: Session, message_id: int) -> None:
-    """Keep a paused campaign's message out of the reconciler's way until resume."""
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(lease_until=datetime.now(UTC) + PARKED)
-    )
-    session.commit()
+def warm(settings: Settings) -> None:
+    """Open the pools' connections and compile the claim once, so the first sends pay for neither."""
+    engine = get_engine(settings.database_url, autocommit=True)
+    size = max(1, min(settings.worker_concurrency, getattr(engine.pool, "size", lambda: 1)()))
+    with ExitStack() as stack:
+        conns = [stack.enter_context(engine.connect()) for _ in range(size)]
+        # Message 0 does not exist: the claim compiles and matches nothing.
+        writes.claim(conns[0], 0, timedelta(seconds=settings.send_lease_seconds))
+    with get_engine(settings.database_url).connect():
+        pass

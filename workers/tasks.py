@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from celery import Task
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_ready
 
 from beat_schedule import ticker
 from dispatcher import contracts, stats
@@ -36,6 +36,11 @@ def publish_start(run_id: int, fire_at: datetime) -> None:
     """Publish a run as an ETA task at its exact fire time (the tick only does so within a short horizon)."""
     eta = fire_at if fire_at > datetime.now(UTC) else None
     start_run.apply_async((run_id, fire_at.isoformat()), queue=contracts.QUEUE_CAMPAIGNS, eta=eta)
+
+
+@worker_ready.connect
+def _warm_up(**_kwargs: Any) -> None:
+    sending.warm(get_settings())
 
 
 @task_prerun.connect
@@ -82,9 +87,11 @@ def send_message(
     settings = get_settings()
     structlog.contextvars.bind_contextvars(message_id=message_id, campaign_id=campaign_id, sender_id=sender_id)
     ref = (message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
-    with session_factory()() as session:
-        ctx = sending.Context(session, get_client(), stats.get_redis(), _limiter(), settings)
+    ctx = sending.Context(get_client(), stats.get_redis(), _limiter(), settings)
+    try:
         outcome = sending.send_one(ctx, message_id, ref)
+    finally:
+        ctx.close()
     if outcome.retry_in is not None:
         # A fresh message, not self.retry(): throttling must not eat the retry budget, and the
         # attempt count lives on the message row where every worker sees it.

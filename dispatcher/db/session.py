@@ -24,22 +24,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if autocommit:
+        # Nothing to roll back when a connection returns to the pool: every statement committed itself.
+        # No ping per checkout either (a round trip per message): its users run a statement again on a
+        # fresh connection when the pooled one turns out dead (`workers.message_writes`).
+        options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20)
+        options.pop("pool_pre_ping")
+        connect_args = {"check_same_thread": False, "timeout": 30}
+        engine = create_engine(url, connect_args=connect_args, pool_size=20, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_size=10, max_overflow=20, **options)
 
 
-@lru_cache(maxsize=4)
-def _engine_for(url: str, pid: int) -> Engine:
+@lru_cache(maxsize=8)
+def _engine_for(url: str, pid: int, autocommit: bool) -> Engine:
     # Keyed by pid: a pooled connection must never cross a fork (prefork pools, uvicorn reloads).
-    return make_engine(url)
+    return make_engine(url, autocommit=autocommit)
 
 
-def get_engine(url: str | None = None) -> Engine:
-    return _engine_for(url or get_settings().database_url, os.getpid())
+def get_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
+    """The process's engine for `url`. `autocommit=True` is a separate engine (its own pool) whose every
+    statement commits on its own: for single conditional UPDATEs that need no BEGIN/COMMIT round trips."""
+    return _engine_for(url or get_settings().database_url, os.getpid(), autocommit)
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
