@@ -35,7 +35,7 @@ from beat_schedule.grid import UTC, ScheduleError, neighbours, on_grid, parse_zo
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-_PLAIN_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_PLAIN_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,4 +212,7 @@ def _parse_until(until: object) -> dt.datetime | None:
         raise ScheduleError("recurringUntil", "must be a date and time with an offset, e.g. 2024-12-31T23:45:00Z.")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ScheduleError("recurringUntil", "must include a UTC offset or Z, e.g. 2024-12-31T23:45:00Z.")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC form
+        raise ScheduleError("recurringUntil", "is out of range.") from None
