@@ -127,7 +127,7 @@ def _publish(session: Session, result: Submission) -> None:
 
 
 def _internal(msg: str) -> list[dict[str, Any]]:
-    return [{"loc": [], "msg": f"{msg}: the campaign was not accepted; submit it again", "type": "internal"}]
+    return [{"loc": ["payload"], "msg": f"{msg}: the campaign was not accepted; submit it again", "type": "internal"}]
 
 
 def _reject(task_id: str | None, account_id: int | None, reason: list[dict[str, Any]], payload: Any) -> dict[str, Any]:
