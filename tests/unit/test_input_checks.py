@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
+from beat_schedule.grid import ScheduleError
+from beat_schedule.rules import parse_recurring
 from dispatcher.api.bodies import body_problem, query_problem
 from dispatcher.contacts import parse_id
 from dispatcher.inputs import ascii_digits, date_problem, json_problem, provider_url_problem
 from dispatcher.sandbox.faults import FaultSpec
 from dispatcher.senders import SANDBOX_SECRETS, with_sandbox_secrets
+from dispatcher.templates import variable_count
 from workers.providers.base import Permanent
 from workers.providers.twilio import classify
 
@@ -38,6 +41,17 @@ def test_a_twilio_error_code_in_other_digits_is_no_code(code: str) -> None:
     # Then the error is classified by HTTP status, without raising
     error = classify(response)
     assert isinstance(error, Permanent) and error.code == "400"
+
+
+def test_recurring_times_are_written_in_ascii_digits() -> None:
+    assert parse_recurring({"monday": "09:00"}, "UTC", 15).times
+    with pytest.raises(ScheduleError, match="recurring.monday"):
+        parse_recurring({"monday": "٠٩:٠٠"}, "UTC", 15)
+
+
+def test_template_placeholders_are_ascii_numbers() -> None:
+    assert variable_count("Bonjour {{1}}, commande {{2}}") == 2
+    assert variable_count("Bonjour {{١}}") == 0  # not a placeholder Meta would fill
 
 
 def test_sandbox_fault_numbers_must_be_ascii_digits() -> None:
