@@ -290,6 +290,8 @@ def test_dates_too_far_ahead_or_beyond_utc_are_422_naming_the_field(tenant: Tena
             ("body", "start_datetime"),
         ),
     ]
+    far_time = {"monday": "9999-12-31T23:45:00-05:00"}
+    cases.append(({**base, "type": "RECURRING", "recurring": far_time}, ("body", "recurring", "monday")))
     for payload, loc in cases:
         assert loc in {where for where, _ in _detail(tenant.post("/v1/campaigns", payload))}, payload
     scheduled = {

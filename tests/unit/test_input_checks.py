@@ -49,6 +49,15 @@ def test_recurring_times_are_written_in_ascii_digits() -> None:
         parse_recurring({"monday": "٠٩:٠٠"}, "UTC", 15)
 
 
+@pytest.mark.parametrize("value", ["9999-12-31T23:45:00-05:00", "0001-01-01T00:00:00+05:00", "2205-03-18T09:00:00Z"])
+def test_a_recurring_time_dated_beyond_any_schedule_names_its_weekday(value: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse_recurring({"monday": value}, "UTC", 15)
+    assert caught.value.field == "recurring.monday"
+    # The SDK's JS Dates carry a meaningless date of about now: only the time counts
+    assert parse_recurring({"monday": "2026-03-18T09:00:00.000Z"}, "UTC", 15).times[0][1].hour == 9
+
+
 def test_template_placeholders_are_ascii_numbers() -> None:
     assert variable_count("Bonjour {{1}}, commande {{2}}") == 2
     assert variable_count("Bonjour {{١}}") == 0  # not a placeholder Meta would fill
