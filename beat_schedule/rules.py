@@ -32,10 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from beat_schedule.grid import UTC, ScheduleError, neighbours, on_grid, parse_zone, require_aware
+from dispatcher.inputs import date_problem
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-_PLAIN_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_PLAIN_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +178,13 @@ def _parse_time_of_day(field: str, value: object) -> dt.time:
     """The value's own hour/minute/second as written; its date and offset are ignored."""
     if isinstance(value, dt.datetime | dt.time):
         return dt.time(value.hour, value.minute, value.second, value.microsecond)
-    parsed = _time_from_string(value.strip()) if isinstance(value, str) else None
+    parsed = _time_from_string(field, value.strip()) if isinstance(value, str) else None
     if parsed is None:
         raise ScheduleError(field, f"cannot read a time of day from {value!r}; use e.g. 09:00 or 2024-03-18T09:00:00Z.")
     return parsed
 
 
-def _time_from_string(text: str) -> dt.time | None:
+def _time_from_string(field: str, text: str) -> dt.time | None:
     """Read "9:00", "09:00:00", "09:00Z" or "2024-03-18T09:00:00.000Z" as a naive time as written, else None."""
     try:
         if plain := _PLAIN_TIME.fullmatch(text):
@@ -194,9 +195,14 @@ def _time_from_string(text: str) -> dt.time | None:
             return None  # a bare date would parse as midnight: it has no time of day
         with contextlib.suppress(ValueError):
             return dt.time.fromisoformat(text).replace(tzinfo=None)  # a time with an offset: "09:00Z"
-        return dt.datetime.fromisoformat(text).time()  # .time() drops the offset: the time as written
+        moment = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+    # The date is ignored, but one no schedule could mean (or without a UTC form) is a mistake worth naming.
+    problem = date_problem(moment)
+    if problem is not None:
+        raise ScheduleError(field, f"{problem} ({text!r}); give a time of day such as 09:00.")
+    return moment.time()  # .time() drops the offset: the time as written
 
 
 def _parse_until(until: object) -> dt.datetime | None:
@@ -212,4 +218,7 @@ def _parse_until(until: object) -> dt.datetime | None:
         raise ScheduleError("recurringUntil", "must be a date and time with an offset, e.g. 2024-12-31T23:45:00Z.")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ScheduleError("recurringUntil", "must include a UTC offset or Z, e.g. 2024-12-31T23:45:00Z.")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC form
+        raise ScheduleError("recurringUntil", "is out of range.") from None

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     sandbox_host: str = "127.0.0.1"
+    # Checks sandbox senders' webhooks when a sender has no secret of its own (created before they got one);
+    # empty means none, so such a sender's callbacks are refused.
+    sandbox_webhook_secret: SecretStr | None = None
+    # Senders' base_url may name localhost or a private address (the sandbox, tests); off in production so a
+    # tenant cannot point our workers at internal services.
+    allow_private_provider_urls: bool = False
     sandbox_port: int = 8025
     flower_port: int = 5555
     flower_user: str = "admin"

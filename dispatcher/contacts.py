@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
+from dispatcher.inputs import ascii_digits
 
 
 @dataclass(slots=True)
@@ -31,7 +33,7 @@ def parse_id(raw: object) -> int | None:
     """Our ids are integers; clients may send them as strings. Anything else matches nothing."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 10:
+    if isinstance(raw, str) and ascii_digits(raw.strip()) and len(raw.strip()) <= 10:
         raw = int(raw.strip())
     if isinstance(raw, int) and 0 < raw <= MAX_ID:
         return raw
@@ -57,6 +59,27 @@ def by_phones(session: Session, account_id: int, phones: Iterable[str]) -> dict[
     return found
 
 
+def ensure(session: Session, account_id: int, phones: Iterable[str]) -> tuple[dict[str, Contact], set[str]]:
+    """The account's contacts with these phones, creating the missing ones; and which phones this call created.
+
+    Two submissions naming the same new phone at once must not fail on the unique (account, phone): the
+    insert skips phones that exist (ON CONFLICT DO NOTHING, waiting for a concurrent insert to commit on
+    PostgreSQL), then the rows are read back, whoever inserted them.
+    """
+    wanted = set(phones)
+    found = by_phones(session, account_id, wanted)
+    missing = sorted(wanted - set(found))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    created: set[str] = set()
+    for start in range(0, len(missing), 500):
+        rows = [{"account_id": account_id, "phone": phone, "fields": {}} for phone in missing[start : start + 500]]
+        statement = insert(Contact).values(rows).on_conflict_do_nothing(index_elements=["account_id", "phone"])
+        created.update(session.scalars(statement.returning(Contact.phone)))
+    if missing:
+        found.update(by_phones(session, account_id, missing))
+    return found, created
+
+
 def apply(contact: Contact, given: ContactFields) -> None:
     """Update only the fields that were given, so a campaign naming a phone does not erase a saved name."""
     changed = False
@@ -75,6 +98,7 @@ def apply(contact: Contact, given: ContactFields) -> None:
 
 
 def create(session: Session, account_id: int, phone: str, given: ContactFields) -> Contact:
+    """A new contact, added to the session; for a phone that may be named concurrently use `ensure`."""
     contact = Contact(account_id=account_id, phone=phone, fields={})
     apply(contact, given)
     session.add(contact)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -28,6 +28,23 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
         elif isinstance(value, str):
             event[key] = _SECRET_TEXT.sub(REDACTED, value)
     return event
+
+
+def _scrub(value: Any) -> Any:
+    return _SECRET_TEXT.sub(REDACTED, value) if isinstance(value, str) else value
+
+
+class ArgsRedactor(logging.Filter):
+    """Redacts the arguments of stdlib records too. Celery's task records carry the call's args and kwargs
+    (a submit task's token) in `record.args`: our format leaves them out, but a handler that prints them,
+    like logging's own "--- Logging error ---" report, would not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping):
+            record.args = {key: _scrub(value) for key, value in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_scrub(value) for value in record.args)
+        return True
 
 
 def configure(level: str = "INFO", *, json_logs: bool | None = None) -> None:
@@ -54,6 +71,7 @@ def configure(level: str = "INFO", *, json_logs: bool | None = None) -> None:
     )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
+    handler.addFilter(ArgsRedactor())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

@@ -12,13 +12,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dispatcher.errors import Loc, SpecError
+from dispatcher.inputs import date_problem
 
 Scalar = str | int | float | bool | None
+
+
+def _schedulable(value: datetime) -> datetime:
+    problem = date_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A date to fire at or until: refused at parse time when too far ahead or beyond what UTC can hold.
+ScheduleDate = Annotated[datetime, AfterValidator(_schedulable)]
 
 
 class _Strict(BaseModel):
@@ -58,10 +78,10 @@ class SmsCampaignIn(_Strict):
     text: str = Field(min_length=1, max_length=5000)
     senderId: str | int | None = None
     type: Literal["SMS", "SCHEDULED", "RECURRING"] = "SMS"
-    scheduledDate: datetime | None = None
+    scheduledDate: ScheduleDate | None = None
     recurring: dict[str, Any] | None = None
     timezone: str | None = None
-    recurringUntil: datetime | None = None
+    recurringUntil: ScheduleDate | None = None
 
 
 class EnvelopeContactIn(BaseModel):
@@ -123,7 +143,7 @@ class EnvelopeIn(_Strict):
     """The WhatsApp document's `POST /v1/campaigns` payload (also used with `channel: "sms"`)."""
 
     title: str = Field(min_length=1, max_length=200)
-    start_datetime: datetime | None = None
+    start_datetime: ScheduleDate | None = None
     contacts_and_data: ContactsAndDataIn
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -72,3 +75,16 @@ def make_default(session: Session, sender: Sender) -> None:
 def sandbox_phone_number_id(sender_id: int) -> str:
     """A stable Graph phone-number id for a sandbox WhatsApp sender that did not set one."""
     return str(100_000_000_000_000 + sender_id)
+
+
+# What the sandbox signs callbacks with (Twilio auth_token, Meta app_secret) and Meta's verify token.
+SANDBOX_SECRETS = ("auth_token", "app_secret", "verify_token")
+
+
+def with_sandbox_secrets(settings: dict[str, Any]) -> dict[str, Any]:
+    """A sandbox sender's settings with a random secret for each one not given.
+
+    A shared default would let anyone who read the code forge a sandbox sender's delivery receipts.
+    """
+    generated = {name: secrets.token_urlsafe(32) for name in SANDBOX_SECRETS if not settings.get(name)}
+    return {**settings, **generated}

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
 from dispatcher.db.models import Sender
-from dispatcher.senders import sandbox_phone_number_id
+from dispatcher.senders import sandbox_phone_number_id, with_sandbox_secrets
 
 DEMO_ACCOUNT = "demo"
 DEMO_SENDER = "My Sender"
@@ -45,6 +45,8 @@ def run_stack(settings: Settings, *, with_flower: bool = True) -> int:
         upgrade(settings.database_url)
         token = prepare_demo(settings, state)
         env = dict(os.environ)
+        # The demo's senders talk to the sandbox on this machine.
+        env.setdefault("DISPATCHER_ALLOW_PRIVATE_PROVIDER_URLS", "true")
         flower_password = None
         if with_flower:
             flower_password = _flower_password(settings, state)
@@ -155,7 +157,7 @@ def _ensure_sender(session: Session, account_id: int, channel: str, label: str, 
             channel=channel,
             label=label,
             provider="sandbox",
-            settings={},
+            settings=with_sandbox_secrets({}),
             active=True,
             is_default=True,
             rate=rate,
@@ -163,14 +165,21 @@ def _ensure_sender(session: Session, account_id: int, channel: str, label: str, 
         )
         session.add(sender)
         session.flush()
+    else:
+        # A demo database from before senders had their own secrets gets some; present ones are kept.
+        sender.settings = with_sandbox_secrets(sender.settings or {})
     return sender
 
 
 def wire_sandbox(settings: Settings, state: Path) -> None:
     """Point the sandbox's WhatsApp webhooks at our API and have it report delivered/read by itself,
     so the demo shows receipts. Best effort: the demo works without it."""
+    from dispatcher.db.session import session_scope
+
     sender_id = int((state / "whatsapp-sender").read_text())
-    hook = {"url": f"{settings.api_url}/v1/webhooks/whatsapp_cloud/{sender_id}", "app_secret": "sandbox"}
+    with session_scope(settings.database_url) as session:
+        app_secret = str(session.get_one(Sender, sender_id).settings["app_secret"])
+    hook = {"url": f"{settings.api_url}/v1/webhooks/whatsapp_cloud/{sender_id}", "app_secret": app_secret}
     config = {"whatsapp_webhooks": {sandbox_phone_number_id(sender_id): hook}, "auto_statuses": ["delivered", "read"]}
     for _ in range(50):
         try:

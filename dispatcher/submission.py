@@ -178,10 +178,12 @@ def _resolve_recipients(
     wanted_ids = {i: contact_store.parse_id(r.contact_id) for i, r in enumerate(recipients) if r.contact_id is not None}
     by_id = contact_store.by_ids(session, account_id, (v for v in wanted_ids.values() if v is not None))
     by_phone = contact_store.by_phones(session, account_id, phones.values())
+    # Phones naming no saved contact become contacts now (rolled back with the rest if the submission fails).
+    new_phones = (p for i, p in phones.items() if recipients[i].contact_id is None and p not in by_phone)
+    by_phone.update(contact_store.ensure(session, account_id, new_phones)[0])
 
     out: list[tuple[Contact, Loc]] = []
     seen: set[int] = set()
-    created: dict[str, Contact] = {}
     for i, r in enumerate(recipients):
         given = contact_store.ContactFields(r.name, r.first_name, r.last_name, r.sex, r.fields or None)
         if r.contact_id is not None:
@@ -191,24 +193,20 @@ def _resolve_recipients(
                 continue
             new_phone = phones.get(i)
             if new_phone is not None and new_phone != contact.phone:
-                owner = by_phone.get(new_phone) or created.get(new_phone)
+                owner = by_phone.get(new_phone)
                 if owner is not None and owner.id != contact.id:
                     errors.add((*r.loc, "phone"), f"{new_phone} already belongs to contact {owner.id}", "conflict")
                     continue
                 contact.phone = new_phone
         elif i in phones:
-            phone = phones[i]
-            contact = by_phone.get(phone) or created.get(phone)
-            if contact is None:
-                contact = created[phone] = contact_store.create(session, account_id, phone, given)
+            contact = by_phone[phones[i]]
         else:
             continue  # its phone was invalid: already reported
         if errors.errors:
             continue  # keep collecting errors, but change nothing once the submission is doomed
         contact_store.apply(contact, given)
-        # Dedupe by object: new contacts have no id until the single flush below.
-        if id(contact) not in seen:
-            seen.add(id(contact))
+        if contact.id not in seen:
+            seen.add(contact.id)
             out.append((contact, r.loc))
     session.flush()
     return out

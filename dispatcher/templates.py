@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from dispatcher.contacts import parse_id
 from dispatcher.db.models import Template
 
-PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}", re.ASCII)
 # Meta refuses every send whose body parameter is empty or holds a newline, a tab or 4+ spaces in a row.
 _FORBIDDEN = re.compile(r"[\n\r\t]| {4,}")
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatcher.api import openapi
+from dispatcher.api.bodies import BodyGuard
 from dispatcher.api.routes import (
     campaigns,
     contacts,
@@ -70,5 +71,6 @@ def create_app() -> FastAPI:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
+    app.add_middleware(BodyGuard)
     openapi.install(app)
     return app

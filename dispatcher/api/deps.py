@@ -7,7 +7,7 @@ from typing import Annotated, Protocol, TypeVar
 
 import redis
 import structlog
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 AccountDep = Annotated[Account, Depends(get_account)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# Bounded: (page - 1) * limit is an OFFSET, and a huge one overflows PostgreSQL's bigint (a 500).
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
 class Owned(Protocol):

@@ -25,12 +25,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's message (logged, shown by Celery) must not carry tokens or phones.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if autocommit:
         # Nothing to roll back when a connection returns to the pool: every statement committed itself.
         # No ping per checkout either (a round trip per message): its users run a statement again on a
         # fresh connection when the pooled one turns out dead (`workers.message_writes`).
-        options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
+        options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=False)
     if url.startswith("sqlite"):
         options.pop("pool_pre_ping")
         connect_args = {"check_same_thread": False, "timeout": 30}

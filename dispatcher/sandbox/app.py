@@ -26,7 +26,7 @@ from dispatcher.sandbox.store import PROVIDERS, Provider
 
 __all__ = ["create_app"]
 
-_WA_ID = re.compile(r"\+?\d{8,15}")
+_WA_ID = re.compile(r"\+?\d{8,15}", re.ASCII)
 
 
 class StatusRequest(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispatcher.inputs import ascii_digits
 from dispatcher.sandbox.store import iso_millis, normalise_number, utc_now
 
 __all__ = ["FaultBook", "FaultKind", "FaultRule", "FaultSpec", "format_retry_after"]
@@ -47,7 +48,9 @@ class FaultSpec(BaseModel):
         if not value:
             raise ValueError('give at least one number, or "*" for every number')
         numbers = [normalise_number(raw) for raw in value]
-        bad = [raw for raw, number in zip(value, numbers, strict=True) if not (number.isdigit() and len(number) <= 15)]
+        bad = [
+            raw for raw, number in zip(value, numbers, strict=True) if not (ascii_digits(number) and len(number) <= 15)
+        ]
         if bad:
             raise ValueError(f"not phone numbers (up to 15 digits, optional leading +): {bad}")
         # Stored as E.164 so the echo shows what will be matched.

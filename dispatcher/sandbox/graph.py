@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on th
 
 __all__ = ["build_router", "describe_error", "graph_error", "new_wamid"]
 
-_VERSION = re.compile(r"v\d+(\.\d+)?")
-_TO = re.compile(r"\+?\d{8,15}")
+_VERSION = re.compile(r"v\d+(\.\d+)?", re.ASCII)
+_TO = re.compile(r"\+?\d{8,15}", re.ASCII)
 _MAX_TEXT = 4096
 _MAX_CALLBACK_DATA = 512
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on th
 __all__ = ["API_VERSION", "build_router", "twilio_error"]
 
 API_VERSION = "2010-04-01"
-_E164 = re.compile(r"\+\d{8,15}")
+_E164 = re.compile(r"\+\d{8,15}", re.ASCII)
 _MAX_BODY = 1600
 
 # Default messages for the codes the sandbox answers with; a fault's own `message` wins.

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from dispatcher.signatures import meta_signature
 from tests.integration.conftest import Tenant, ci_phone, make_tenant
 from tests.support.processes import Stack
 
@@ -190,3 +197,237 @@ def test_ids_that_cannot_exist_are_404_or_422_never_500(tenant: Tenant) -> None:
         assert tenant.get(path).status_code == 404, path
     response = tenant.post("/v1/campaigns", {"contacts": [{"id": 2**40}], "groupsIds": ["99999999999"], "text": "x"})
     assert {loc for loc, _ in _detail(response)} == {("body", "contacts", 0, "id"), ("body", "groupsIds", 0)}
+
+
+def _raw(tenant: Tenant, method: str, path: str, body: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"}
+    return tenant.client.request(method, path, content=body.encode(), headers=headers)
+
+
+def test_sandbox_senders_get_their_own_secrets_never_returned(
+    stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dispatcher.api.routes import webhooks
+    from dispatcher.config import get_settings
+    from dispatcher.db.models import Sender
+    from dispatcher.db.session import session_scope
+
+    created = [
+        tenant.post("/v1/senders", {"channel": "whatsapp", "label": f"wa{i}", "provider": "sandbox"}) for i in (1, 2)
+    ]
+    assert [c.status_code for c in created] == [201, 201]
+    with session_scope(stack.db_url) as session:
+        stored = [dict(session.get_one(Sender, int(c.json()["id"])).settings) for c in created]
+        legacy = Sender(account_id=tenant.account_id, channel="whatsapp", label="old", provider="sandbox", settings={})
+        session.add(legacy)
+        session.flush()
+        legacy_id = legacy.id
+    first, second = stored
+    assert first["app_secret"] != second["app_secret"] and first["verify_token"] != second["verify_token"]
+    for response in [*created, tenant.get("/v1/senders")]:
+        assert first["app_secret"] not in response.text and "settings" not in response.text
+    payload = b'{"object":"whatsapp_business_account","entry":[]}'
+
+    def signed(sender_id: object, secret: str) -> int:
+        headers = {"X-Hub-Signature-256": meta_signature(secret, payload)}
+        return tenant.client.post(
+            f"/v1/webhooks/whatsapp_cloud/{sender_id}", content=payload, headers=headers
+        ).status_code
+
+    # The old shared secret opens nothing; each sender's own does
+    assert signed(created[0].json()["id"], "sandbox") == 401
+    assert signed(created[0].json()["id"], first["app_secret"]) == 200
+    assert signed(legacy_id, "sandbox") == 401
+    # A sender without secrets of its own is checked with the operator's fallback, when one is set
+    fallback = get_settings().model_copy(update={"sandbox_webhook_secret": SecretStr("operator-secret")})
+    monkeypatch.setattr(webhooks, "get_settings", lambda: fallback)
+    assert signed(legacy_id, "operator-secret") == 200
+    assert signed(created[0].json()["id"], "operator-secret") == 401
+
+
+def test_private_provider_urls_are_refused_naming_the_field(tenant: Tenant) -> None:
+    from dispatcher.config import get_settings
+
+    strict = get_settings().model_copy(update={"allow_private_provider_urls": False})
+    tenant.client.app.dependency_overrides[get_settings] = lambda: strict  # type: ignore[attr-defined]
+    try:
+        for url in ("http://127.0.0.1:8025", "http://localhost", "http://169.254.169.254", "http://[::1]", "ftp://x"):
+            sender = {"label": "S", "provider": "sandbox", "settings": {"base_url": url}}
+            assert _detail(tenant.post("/v1/senders", sender))[0][0] == ("body", "settings", "base_url"), url
+        assert _detail(tenant.post("/v1/senders", {"label": "S", "settings": {"base_url": "http://[::1"}}))
+        public = tenant.post("/v1/senders", {"label": "S", "settings": {"base_url": "https://api.twilio.com"}})
+        assert public.status_code == 201
+    finally:
+        tenant.client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    # The test stack allows them (DISPATCHER_ALLOW_PRIVATE_PROVIDER_URLS=true), as dispatcher up does
+    local = tenant.post("/v1/senders", {"label": "L", "settings": {"base_url": "http://127.0.0.1:8025"}})
+    assert local.status_code == 201
+
+
+def test_dates_too_far_ahead_or_beyond_utc_are_422_naming_the_field(tenant: Tenant) -> None:
+    base = {"contacts": [{"phone": ci_phone(70_000)}], "text": "x"}
+    ahead = (datetime.now(UTC) + timedelta(days=366 * 11)).strftime("%Y-%m-%dT09:00:00Z")
+    cases = [
+        ({**base, "type": "SCHEDULED", "scheduledDate": "9999-12-31T23:45:00-05:00"}, ("body", "scheduledDate")),
+        ({**base, "type": "SCHEDULED", "scheduledDate": "0001-01-01T00:00:00+05:00"}, ("body", "scheduledDate")),
+        ({**base, "type": "SCHEDULED", "scheduledDate": ahead}, ("body", "scheduledDate")),
+        (
+            {
+                **base,
+                "type": "RECURRING",
+                "recurring": {"monday": "09:00"},
+                "recurringUntil": "9999-12-31T23:59:00-01:00",
+            },
+            ("body", "recurringUntil"),
+        ),
+        (
+            {**base, "type": "RECURRING", "recurring": {"monday": "09:00"}, "recurringUntil": ahead},
+            ("body", "recurringUntil"),
+        ),
+        (
+            {
+                "title": "t",
+                "start_datetime": "9999-12-31T23:45:00-05:00",
+                "contacts_and_data": {"*": {}, "contacts": []},
+            },
+            ("body", "start_datetime"),
+        ),
+    ]
+    far_time = {"monday": "9999-12-31T23:45:00-05:00"}
+    cases.append(({**base, "type": "RECURRING", "recurring": far_time}, ("body", "recurring", "monday")))
+    for payload, loc in cases:
+        assert loc in {where for where, _ in _detail(tenant.post("/v1/campaigns", payload))}, payload
+    scheduled = {
+        **base,
+        "type": "SCHEDULED",
+        "scheduledDate": (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:00:00Z"),
+    }
+    campaign = tenant.post("/v1/campaigns", scheduled).json()
+    for when in ("9999-12-31T23:45:00-05:00", ahead):
+        moved = tenant.post(f"/v1/campaigns/{campaign['id']}/reschedule", {"scheduledDate": when})
+        assert _detail(moved)[0][0] == ("body", "scheduledDate")
+    tenant.post(f"/v1/campaigns/{campaign['id']}/cancel", {})
+
+
+def test_a_huge_page_is_a_422_not_a_database_error(tenant: Tenant) -> None:
+    campaign = tenant.post("/v1/campaigns", {"contacts": [{"phone": ci_phone(71_000)}], "text": "x"}).json()
+    group = tenant.post("/v1/groups", {"name": "pages"}).json()
+    paths = (
+        "/v1/campaigns",
+        "/v1/contacts",
+        "/v1/conversations",
+        f"/v1/campaigns/{campaign['id']}/messages",
+        f"/v1/groups/{group['id']}/contacts",
+    )
+    for path in paths:
+        assert _detail(tenant.get(path, params={"page": 10**15}))[0][0] == ("query", "page"), path
+        assert _detail(tenant.get(path, params={"limit": 10**6}))[0][0] == ("query", "limit"), path
+        assert tenant.get(path, params={"page": 1_000_000}).status_code == 200, path
+    tenant.wait_final(campaign["id"])
+
+
+def test_a_new_phone_named_by_two_requests_at_once_is_one_contact(stack: Stack, tenant: Tenant) -> None:
+    from dispatcher.api.routes.contacts import upsert
+    from dispatcher.db.session import session_factory
+    from dispatcher.schemas import ContactCreate
+
+    phone = ci_phone(72_000)
+    inserted = threading.Event()
+    results: dict[str, object] = {}
+
+    def first() -> None:
+        with session_factory(stack.db_url)() as session:
+            contact, created = upsert(session, tenant.account_id, ContactCreate(phone=phone, firstName="A"))
+            session.flush()
+            inserted.set()
+            time.sleep(0.5)  # the other request reaches its insert while this one has not committed
+            session.commit()
+            results["first"] = (contact.id, created)
+
+    def second() -> None:
+        inserted.wait(10)
+        try:
+            with session_factory(stack.db_url)() as session:
+                contact, created = upsert(session, tenant.account_id, ContactCreate(phone=phone, lastName="B"))
+                session.commit()
+                results["second"] = (contact.id, created)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            results["second"] = exc
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not isinstance(results["second"], Exception), results["second"]
+    (first_id, first_created), (second_id, second_created) = results["first"], results["second"]  # type: ignore[misc]
+    assert first_id == second_id and (first_created, second_created) == (True, False)
+    saved = tenant.get("/v1/contacts", params={"phone": phone}).json()["data"]
+    assert len(saved) == 1 and (saved[0]["firstName"], saved[0]["lastName"]) == ("A", "B")
+
+
+def test_two_submissions_creating_the_same_contact_at_once_both_succeed(stack: Stack, tenant: Tenant) -> None:
+    from dispatcher.config import get_settings
+    from dispatcher.db.session import session_factory
+    from dispatcher.submission import submit
+
+    phone = ci_phone(73_000)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def submit_one(name: str) -> None:
+        payload = {"name": name, "type": "SCHEDULED", "contacts": [{"phone": phone}], "text": "x"}
+        payload["scheduledDate"] = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:00:00Z")
+        barrier.wait(10)
+        try:
+            with session_factory(stack.db_url)() as session:
+                outcomes.append(submit(session, tenant.account_id, payload, get_settings()).campaign.id)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=submit_one, args=(f"same-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 2 and not any(isinstance(o, Exception) for o in outcomes), outcomes
+    assert len(tenant.get("/v1/contacts", params={"phone": phone}).json()["data"]) == 1
+    for campaign_id in outcomes:
+        tenant.post(f"/v1/campaigns/{campaign_id}/cancel", {})
+
+
+NOT_STORABLE = [
+    ('"x\\u0000y"', "must not contain NUL"),
+    ("NaN", "finite"),
+    ("Infinity", "finite"),
+    ("-Infinity", "finite"),
+    ("1e999", "finite"),
+]
+
+
+def test_nan_infinity_and_nul_are_422_naming_the_field_on_every_route(tenant: Tenant) -> None:
+    campaign = tenant.post("/v1/campaigns", {"contacts": [{"phone": ci_phone(74_000)}], "text": "x"}).json()
+    group = tenant.post("/v1/groups", {"name": "g"}).json()
+    template = tenant.post("/v1/templates", {"name": "t", "language": "fr", "body": "b"}).json()
+    routes = [
+        ("POST", "/v1/campaigns", '{"contacts": [{"phone": "PHONE", "ville": VALUE}], "text": "x @ville"}'),
+        ("POST", "/v1/campaigns", '{"contacts": [{"phone": "PHONE"}], "text": VALUE}'),
+        ("POST", "/v1/contacts", '{"phone": "PHONE", "fields": {"ville": VALUE}}'),
+        ("POST", "/v1/groups", '{"name": VALUE}'),
+        ("POST", f"/v1/groups/{group['id']}/contacts", '{"contacts": [{"phone": "PHONE", "name": VALUE}]}'),
+        ("POST", "/v1/senders", '{"label": "S2", "settings": {"from": VALUE}}'),
+        ("POST", "/v1/templates", '{"name": "t2", "language": "fr", "body": VALUE}'),
+        ("PATCH", f"/v1/templates/{template['id']}", '{"status": VALUE}'),
+        ("POST", f"/v1/campaigns/{campaign['id']}/reschedule", '{"scheduledDate": VALUE}'),
+    ]
+    for index, (method, path, body) in enumerate(routes):
+        for value, message in NOT_STORABLE:
+            response = _raw(
+                tenant, method, path, body.replace("VALUE", value).replace("PHONE", ci_phone(74_001 + index))
+            )
+            [(loc, msg)] = _detail(response)
+            assert loc[0] == "body" and len(loc) > 1 and message in msg, (path, value, loc, msg)
+    assert _detail(tenant.get("/v1/contacts", params={"phone": "225\x00"}))[0][0] == ("query", "phone")
+    # Nothing was stored: the only contact is the first campaign's
+    assert tenant.get("/v1/contacts").json()["total"] == 1
+    tenant.wait_final(campaign["id"])

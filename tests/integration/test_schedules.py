@@ -363,14 +363,14 @@ def test_a_scheduled_campaign_can_be_rescheduled_or_cancelled_before_it_fires(st
             id="past",
         ),
         pytest.param(
-            {"type": "SCHEDULED", "scheduledDate": "2099-01-01T10:00:30Z"},
+            {"type": "SCHEDULED", "scheduledDate": "2031-01-01T10:00:30Z"},
             ["body", "scheduledDate"],
             "multiple of 1 minutes",
             id="off-grid",
         ),
         pytest.param({"type": "SCHEDULED"}, ["body", "scheduledDate"], "needs scheduledDate", id="missing-date"),
         pytest.param(
-            {"scheduledDate": "2099-01-01T10:00:00Z"}, ["body", "scheduledDate"], "SCHEDULED", id="date-without-type"
+            {"scheduledDate": "2031-01-01T10:00:00Z"}, ["body", "scheduledDate"], "SCHEDULED", id="date-without-type"
         ),
         pytest.param(
             {"type": "RECURRING", "recurring": {"funday": "09:00"}},

@@ -17,12 +17,19 @@ from tests.integration.conftest import Tenant, ci_phone
 from tests.support.processes import Stack
 
 BODY = "Bonjour {{1}}, votre commande {{2}} est prête."
+# Given at creation: the API never echoes a sender's settings, so a generated one could not be learnt.
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
 
 
 @pytest.fixture
 def whatsapp(stack: Stack, tenant: Tenant, sandbox_box: httpx.Client) -> dict[str, Any]:
     """A sandbox WhatsApp sender whose webhooks the sandbox posts to our live API, and an approved template."""
-    sender = tenant.post("/v1/senders", {"channel": "whatsapp", "label": "VOTRE_ID_EXPEDITEUR", "provider": "sandbox"})
+    secrets = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}
+    sender = tenant.post(
+        "/v1/senders",
+        {"channel": "whatsapp", "label": "VOTRE_ID_EXPEDITEUR", "provider": "sandbox", "settings": secrets},
+    )
     assert sender.status_code == 201, sender.text
     sender_id = sender.json()["id"]
     assert sender.json()["rate"] == 80.0
@@ -31,7 +38,7 @@ def whatsapp(stack: Stack, tenant: Tenant, sandbox_box: httpx.Client) -> dict[st
     )
     assert template.status_code == 201, template.text
     phone_number_id = sandbox_phone_number_id(int(sender_id))
-    hook = {"url": f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{sender_id}", "app_secret": "sandbox"}
+    hook = {"url": f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{sender_id}", "app_secret": APP_SECRET}
     assert sandbox_box.put("/_sandbox/config", json={"whatsapp_webhooks": {phone_number_id: hook}}).status_code == 200
     return {"sender_id": sender_id, "template_id": template.json()["id"], "phone_number_id": phone_number_id}
 
@@ -239,7 +246,7 @@ def sent_campaign(tenant: Tenant, whatsapp: dict, box: httpx.Client) -> tuple[di
 
 def post_signed(stack: Stack, whatsapp: dict, payload: bytes) -> httpx.Response:
     url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
-    return httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature("sandbox", payload)})
+    return httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature(APP_SECRET, payload)})
 
 
 def test_a_forged_signature_is_refused_and_changes_nothing(
@@ -308,7 +315,7 @@ def test_a_receipt_that_beats_the_send_outcome_is_applied_once_the_id_is_known(
         }
     ).encode()
     url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
-    answer = httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature("sandbox", payload)})
+    answer = httpx.post(url, content=payload, headers={"X-Hub-Signature-256": meta_signature(APP_SECRET, payload)})
     assert answer.status_code == 200 and answer.json()["statuses"] == 0
 
     # When the send's outcome lands with that id, and the reconciler runs
@@ -326,7 +333,7 @@ def test_a_receipt_that_beats_the_send_outcome_is_applied_once_the_id_is_known(
 
 def test_the_subscription_handshake_echoes_the_challenge(stack: Stack, whatsapp: dict) -> None:
     url = f"{stack.api_url}/v1/webhooks/whatsapp_cloud/{whatsapp['sender_id']}"
-    ok = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "sandbox", "hub.challenge": "42"})
+    ok = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"})
     assert (ok.status_code, ok.text) == (200, "42")
     wrong = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "42"})
     assert wrong.status_code == 403

@@ -50,6 +50,7 @@ def sandbox_account(db_url: str, name: str, *, rate: float = 1000, burst: int = 
     from dispatcher.accounts import create_account
     from dispatcher.db.models import Sender
     from dispatcher.db.session import session_scope
+    from dispatcher.senders import with_sandbox_secrets
 
     with session_scope(db_url) as session:
         account, token = create_account(session, name)
@@ -58,7 +59,7 @@ def sandbox_account(db_url: str, name: str, *, rate: float = 1000, burst: int = 
             channel="sms",
             label="My Sender",
             provider="sandbox",
-            settings={},
+            settings=with_sandbox_secrets({}),
             active=True,
             is_default=True,
             rate=rate,

@@ -115,6 +115,8 @@ def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
         # A one-minute grid lets schedule tests fire within a minute instead of fifteen.
         "DISPATCHER_SCHEDULE_GRID_MINUTES": "1",
         "DISPATCHER_ERROR_BUDGET": "10",
+        # Tests point senders at the sandbox and at local fakes.
+        "DISPATCHER_ALLOW_PRIVATE_PROVIDER_URLS": "true",
     }
 
 

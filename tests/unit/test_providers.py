@@ -189,3 +189,24 @@ def test_retry_after_accepts_seconds_and_http_dates_and_is_clamped() -> None:
     assert parse_retry_after("99999") == 900.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_a_sandbox_sms_sender_authenticates_with_its_own_token_else_the_operators(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sandbox signs status callbacks with the password a message was sent with, so this decides
+    # which secret the API must check the callback with.
+    from dispatcher.config import get_settings
+    from workers.providers.registry import provider_for
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda _request: httpx.Response(201, json={"sid": "SM1"})))
+    own = provider_for("sandbox", "sms", client, {"auth_token": "per-sender", "from": "X"})
+    assert isinstance(own, TwilioSms) and own.auth_token == "per-sender"
+    monkeypatch.setenv("DISPATCHER_SANDBOX_WEBHOOK_SECRET", "operator-secret")
+    get_settings.cache_clear()
+    try:
+        legacy = provider_for("sandbox", "sms", client, {"from": "X"})
+        assert isinstance(legacy, TwilioSms) and legacy.auth_token == "operator-secret"
+    finally:
+        monkeypatch.delenv("DISPATCHER_SANDBOX_WEBHOOK_SECRET")
+        get_settings.cache_clear()

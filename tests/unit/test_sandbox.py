@@ -164,6 +164,7 @@ def test_twilio_refuses_bad_basic_auth_with_20003(client: TestClient, auth: Any)
         ({"To": "+1234567"}, 21211),
         ({"To": "+1234567890123456"}, 21211),
         ({"To": "+225 07 07 12 34 56"}, 21211),
+        ({"To": "+٢٢٥٠٧٠٧١٢٣٤٥٦"}, 21211),  # digits, but not ASCII ones
         ({"Body": None}, 21602),
         ({"Body": "x" * 1601}, 21617),
         ({"From": None}, 21603),

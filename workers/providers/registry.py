@@ -16,8 +16,11 @@ Factory = Callable[[httpx.Client, dict[str, Any]], Provider]
 
 
 def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
-    # The sandbox speaks Twilio's wire format at our own gateway; settings may point it elsewhere.
-    defaults = {"base_url": get_settings().sandbox_url, "account_sid": "ACsandbox", "auth_token": "sandbox"}
+    # The sandbox speaks Twilio's wire format at our own gateway; settings may point it elsewhere. It signs
+    # status callbacks with the auth token it was sent, so a sender without its own signs with the fallback.
+    fallback = get_settings().sandbox_webhook_secret
+    token = fallback.get_secret_value() if fallback is not None else "sandbox"
+    defaults = {"base_url": get_settings().sandbox_url, "account_sid": "ACsandbox", "auth_token": token}
     return TwilioSms(client, {**defaults, **settings})
 
 

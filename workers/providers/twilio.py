@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from dispatcher.inputs import ascii_digits
 from workers.providers.base import (
     Outbound,
     Permanent,
@@ -60,7 +61,7 @@ def classify(response: httpx.Response) -> ProviderError:
     body = _json(response)
     code = body.get("code")
     text = str(body.get("message") or response.reason_phrase or f"HTTP {response.status_code}")
-    code_int = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    code_int = int(code) if isinstance(code, int | str) and ascii_digits(str(code)) else None
     if response.status_code == 429 or code_int in THROTTLE_CODES:
         return Throttled(text, code_int or 429, parse_retry_after(response.headers.get("Retry-After")))
     if response.status_code >= 500 or code_int in TRANSIENT_CODES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
@@ -12,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
 from dispatcher import control, enqueue, views
-from dispatcher.api.deps import AccountDep, RedisDep, SessionDep, SettingsDep, owned
+from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
 from dispatcher.db.models import Campaign, Contact, Message, Run, Sender
+from dispatcher.payloads import ScheduleDate
 from dispatcher.submission import submit
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -50,7 +50,7 @@ def list_campaigns(
     session: SessionDep,
     account: AccountDep,
     r: RedisDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     status_: Annotated[StatusFilter, Query(alias="status")] = "ALL",
 ) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def list_messages(
     campaign_id: str,
     session: SessionDep,
     account: AccountDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     status_: Annotated[str | None, Query(alias="status")] = None,
 ) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def list_messages(
 
 class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scheduledDate: datetime
+    scheduledDate: ScheduleDate
 
 
 @router.post("/{campaign_id}/pause", responses=ERRORS)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as store
-from dispatcher.api.deps import AccountDep, SessionDep, owned
+from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Group, GroupMember
 from dispatcher.errors import Collector, SpecError
@@ -25,13 +25,14 @@ def _fields(body: ContactCreate) -> store.ContactFields:
 
 
 def upsert(session: Session, account_id: int, body: ContactCreate) -> tuple[Contact, bool]:
-    """Create the contact, or update the given fields of the one with that phone."""
+    """Create the contact, or update the given fields of the one with that phone.
+
+    Created only if this request inserted it: a concurrent request naming the same phone updates instead.
+    """
     phone = str(body.phone)
-    existing = store.by_phones(session, account_id, [phone]).get(phone)
-    if existing is not None:
-        store.apply(existing, _fields(body))
-        return existing, False
-    return store.create(session, account_id, phone, _fields(body)), True
+    found, created = store.ensure(session, account_id, [phone])
+    store.apply(found[phone], _fields(body))
+    return found[phone], phone in created
 
 
 @contacts_router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
@@ -48,7 +49,7 @@ def create_contact(body: ContactCreate, session: SessionDep, account: AccountDep
 def list_contacts(
     session: SessionDep,
     account: AccountDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     phone: str | None = None,
 ) -> dict[str, Any]:
@@ -124,9 +125,11 @@ def add_group_contacts(
     errors = Collector()
     ids = _member_ids(session, account.id, body.contactIds, errors)
     errors.raise_if_any()
+    # One insert-or-read for every phone, not a round trip per contact.
+    found, _ = store.ensure(session, account.id, [str(c.phone) for c in body.contacts])
     for contact_in in body.contacts:
-        contact, _ = upsert(session, account.id, contact_in)
-        session.flush()
+        contact = found[str(contact_in.phone)]
+        store.apply(contact, _fields(contact_in))
         ids.append(contact.id)
     added = store.add_members(session, group.id, ids)
     session.commit()
@@ -138,7 +141,7 @@ def list_group_contacts(
     group_id: str,
     session: SessionDep,
     account: AccountDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     group = _own_group(session, account.id, group_id)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import String, cast, select
 
-from dispatcher.api.deps import AccountDep, SessionDep
+from dispatcher.api.deps import AccountDep, PageNumber, SessionDep
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Conversation
 from dispatcher.views import iso
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 def list_conversations(
     session: SessionDep,
     account: AccountDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     tag: str | None = None,
     phone: str | None = None,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from dispatcher import senders
-from dispatcher.api.deps import AccountDep, SessionDep, owned
+from dispatcher.api.deps import AccountDep, SessionDep, SettingsDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Sender
 from dispatcher.errors import SpecError
+from dispatcher.inputs import provider_url_problem
 from dispatcher.schemas import SenderCreate, SenderPublic
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
@@ -44,7 +44,7 @@ def public(sender: Sender) -> SenderPublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) -> SenderPublic:
+def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep, config: SettingsDep) -> SenderPublic:
     """Add a sender. The first active sender of a channel becomes the account's default for it."""
     if (body.provider == "whatsapp_cloud") != (body.channel == "whatsapp") and body.provider != "sandbox":
         raise SpecError.single(("provider",), f"provider {body.provider} does not send {body.channel}")
@@ -54,8 +54,9 @@ def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) 
     if missing:
         raise SpecError.single(("settings",), f"{body.provider} needs settings: {', '.join(missing)}", "missing")
     base_url = body.settings.get("base_url")
-    if base_url is not None and not httpx.URL(str(base_url)).scheme.startswith("http"):
-        raise SpecError.single(("settings", "base_url"), "base_url must be an http(s) URL")
+    problem = provider_url_problem(base_url, allow_private=config.allow_private_provider_urls)
+    if base_url is not None and problem is not None:
+        raise SpecError.single(("settings", "base_url"), problem)
     if session.scalar(
         select(Sender.id).where(
             Sender.account_id == account.id, Sender.channel == body.channel, Sender.label == body.label
@@ -67,7 +68,7 @@ def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep) 
         channel=body.channel,
         label=body.label,
         provider=body.provider,
-        settings=body.settings,
+        settings=senders.with_sandbox_secrets(body.settings) if body.provider == "sandbox" else body.settings,
         active=body.active,
         rate=body.rate if body.rate is not None else DEFAULT_RATE[body.channel],
         burst=body.burst,
