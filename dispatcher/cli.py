@@ -115,6 +115,7 @@ def sandbox(host: str | None, port: int | None) -> None:
         host=host or settings.sandbox_host,
         port=port or settings.sandbox_port,
         log_level="warning",
+        timeout_keep_alive=30,  # well above the workers' 4 s client expiry, as real providers' are
     )
 
 

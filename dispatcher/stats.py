@@ -105,23 +105,3 @@ def bump_if_present(r: redis.Redis, run_id: int, deltas: Mapping[str, int]) -> b
     for field, delta in deltas.items():
         args += [field, delta]
     return bool(r.eval(_BUMP_IF_PRESENT, 1, keys.run_stats(run_id), *args))
-
-
-_SEED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-
-def seed(r: redis.Redis, run_id: int, counts: Mapping[str, int]) -> bool:
-    """Set a finished run's counters from a database count unless some writer got there first.
-
-    A receipt that lands meanwhile either bumps what this wrote, or (coming first) rebuilt the counters
-    itself and this changes nothing; an unconditional overwrite could erase its increment.
-    """
-    args: list[str | int] = [FINISHED_TTL_SECONDS]
-    for field in FIELDS:
-        args += [field, int(counts.get(field, 0))]
-    return bool(r.eval(_SEED, 1, keys.run_stats(run_id), *args))

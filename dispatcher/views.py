@@ -24,18 +24,15 @@ def iso(value: Any) -> str | None:
 
 
 def run_counts(session: Session, r: redis.Redis, runs: Sequence[Run]) -> dict[int, dict[str, int]]:
-    """Live counters per run. Where Redis has none (a finished run past its TTL, or counters lost),
-    the database counts them; a finished run's count goes back to Redis so the next read is cheap.
-    The run's stored snapshot is not used: receipts arriving after the run finished never update it."""
+    """Live counters per run; where Redis has none (a finished run past its TTL, or counters lost), the
+    database counts them (an index scan). Not the run's stored snapshot: receipts arriving after the run
+    finished never update it. Not written back to Redis either: a receipt between its commit and its
+    counter bump would then be counted twice."""
     live = stats.read(r, [run.id for run in runs]) if runs else {}
     out: dict[int, dict[str, int]] = {}
     for run in runs:
         counts = live.get(run.id)
-        if counts is None:
-            counts = stats.as_counts(counts_from_db(session, run.id))
-            if run.finished_at is not None:
-                stats.seed(r, run.id, counts)
-        out[run.id] = counts
+        out[run.id] = counts if counts is not None else stats.as_counts(counts_from_db(session, run.id))
     return out
 
 

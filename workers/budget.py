@@ -24,7 +24,8 @@ log = structlog.get_logger(__name__)
 
 STREAK_TTL_SECONDS = 24 * 3600
 # KEYS: metrics `messages`, metrics `latency`, the run's counters, the campaign's failure streak.
-# ARGV: outcome field, latency bucket field, latency sum field, latency, final status, failed (1/0),
+# ARGV: outcome field, latency bucket field, latency sum field, latency, final status, streak (1 counts a
+# permanent failure, 0 resets it, '-' leaves it: a failure that is not the campaign's fault),
 # streak TTL. Returns {streak, pending}; pending = total - sent - failed - skipped - unknown, at least 0
 # (`dispatcher.stats`), and 0 for counters Redis lost (no total), so the caller checks the database.
 _RECORD = """
@@ -38,7 +39,7 @@ local streak = 0
 if ARGV[6] == '1' then
   streak = redis.call('INCR', KEYS[4])
   redis.call('EXPIRE', KEYS[4], ARGV[7])
-else
+elseif ARGV[6] == '0' then
   redis.call('DEL', KEYS[4])
 end
 local c = redis.call('HMGET', KEYS[3], 'total', 'sent', 'failed', 'skipped', 'unknown')
@@ -63,12 +64,16 @@ def record_outcome(
     code: str | None,
     text: str | None,
     call: tuple[str, str, float | None],
+    *,
+    budget: bool = True,
 ) -> int:
     """Count the outcome, the cluster-wide metrics of the provider call (`call` = channel, provider, latency)
-    and consecutive permanent failures, in one round trip; returns the run's pending count."""
+    and consecutive permanent failures, in one round trip; returns the run's pending count. A failure with
+    `budget=False` (a transient error or a throttle given up on) neither extends nor resets the streak."""
     channel, provider, latency = call
     outcome_field, bucket_field, sum_field = metrics.send_fields(channel, provider, status, code, latency)
-    failed = status == MessageStatus.FAILED
+    failed = status == MessageStatus.FAILED and budget
+    streak_arg = "1" if failed else ("-" if status == MessageStatus.FAILED else "0")
     streak, pending = _script(ctx.r)(
         keys=[
             keys.metrics("messages"),
@@ -82,15 +87,15 @@ def record_outcome(
             sum_field or "",
             latency or 0,
             status,
-            1 if failed else 0,
+            streak_arg,
             STREAK_TTL_SECONDS,
         ],
     )
-    budget = ctx.settings.error_budget
+    limit = ctx.settings.error_budget
     # At or past the budget (not only equal): failures in flight when the budget was hit, or a streak
     # that kept growing while a pause lost a race, must still stop the campaign.
-    if failed and budget and int(streak) >= budget:
-        _auto_pause(ctx, campaign_id, budget, code, text)
+    if failed and limit and int(streak) >= limit:
+        _auto_pause(ctx, campaign_id, limit, code, text)
     return int(pending)
 
 

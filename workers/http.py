@@ -9,6 +9,8 @@ import httpx
 
 from dispatcher.config import get_settings
 
+KEEPALIVE_EXPIRY = 4.0  # seconds
+
 
 @lru_cache(maxsize=2)
 def _client(pid: int) -> httpx.Client:
@@ -21,7 +23,11 @@ def _client(pid: int) -> httpx.Client:
             write=5.0,
             pool=5.0,
         ),
-        limits=httpx.Limits(max_connections=size * 2, max_keepalive_connections=size * 2),
+        # Idle connections are dropped before the common 5 s server idle timeout (uvicorn, Node): reusing
+        # one the server is closing gives a reset after the request left, an ambiguous `unknown` outcome.
+        limits=httpx.Limits(
+            max_connections=size * 2, max_keepalive_connections=size * 2, keepalive_expiry=KEEPALIVE_EXPIRY
+        ),
         headers={"User-Agent": "campaign-dispatcher/0.1"},
     )
 

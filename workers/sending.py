@@ -82,9 +82,14 @@ class Context:
             self._session = Session(get_engine(self.settings.database_url), expire_on_commit=False)
         return self._session
 
-    def close(self) -> None:
+    def end_reads(self) -> None:
+        """Give back the session's connection (and end its transaction) before a wait or a provider call:
+        a session left open would hold a pooled connection idle in a transaction for that long."""
         if self._session is not None:
             self._session.close()
+
+    def close(self) -> None:
+        self.end_reads()
         if self._conn is not None:
             self._conn.close()
 
@@ -159,6 +164,7 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     config = sender_config(ctx, sender_id)
     # Read before the limiter grants a slot, so a granted slot never waits on the database.
     template, tags, trigger = campaign_content(ctx.settings.database_url, campaign_id)
+    ctx.end_reads()
     gate = _wait_for_slot(ctx, sender_id, campaign_id, cost, config)
     if gate is not None:
         if gate.status == "cancelled":
@@ -173,9 +179,11 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
         template = TemplateCall(template.name, template.language, msg.params)
     started = time.monotonic()
 
-    def final(status: str, code: str | None, text: str | None, provider_id: str | None = None) -> Outcome:
+    def final(
+        status: str, code: str | None, text: str | None, provider_id: str | None = None, *, budget: bool = True
+    ) -> Outcome:
         call = (config.channel, config.provider, time.monotonic() - started)
-        return _final(ctx, msg, status, code, text, call=call, provider_id=provider_id)
+        return _final(ctx, msg, status, code, text, call=call, provider_id=provider_id, budget=budget)
 
     try:
         provider = config.adapter(ctx.client)
@@ -193,9 +201,9 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
         else:  # one recipient over its pair rate: only this message waits (1, 4, 16, 64, 256 s)
             tries = _pair_throttles(ctx.r, msg.id)
             if tries > MAX_PAIR_THROTTLES:
-                return final(
-                    MessageStatus.FAILED, exc.code, f"gave up after {tries - 1} pair-rate refusals: {exc.text}"
-                )
+                # Throttling is never a permanent failure of the campaign: not counted by the error budget.
+                text = f"gave up after {tries - 1} pair-rate refusals: {exc.text}"
+                return final(MessageStatus.FAILED, exc.code, text, budget=False)
             pause = exc.retry_after or 4.0 ** min(tries - 1, 4)
         metrics.record_wait(ctx.r, sender_id, "throttled", pause)
         return _release(ctx, msg, exc, retry_in=pause + random.uniform(0, 0.5), attempt=False, channel=config.channel)
@@ -205,7 +213,8 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
         return final(MessageStatus.UNKNOWN, exc.code, exc.text)
     except ProviderError as exc:  # Transient
         if msg.attempts >= ctx.settings.max_send_attempts:
-            return final(MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}")
+            text = f"gave up after {msg.attempts} attempts: {exc.text}"
+            return final(MessageStatus.FAILED, exc.code, text, budget=False)  # transient: not the budget's
         return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config.channel)
     outcome = final(MessageStatus.SENT, None, None, result.provider_message_id)
     if tags:
@@ -265,9 +274,11 @@ def _final(
     *,
     call: tuple[str, str, float | None],
     provider_id: str | None = None,
+    budget: bool = True,
 ) -> Outcome:
+    """`budget`: a failure here counts toward the error budget (a permanent one); others leave the streak as is."""
     if writes.finish(ctx.conn(), msg.id, status, code, text, provider_id):
-        if record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call) == 0:
+        if record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call, budget=budget) == 0:
             finish_run(ctx.session(), msg.run_id)
     return Outcome(status)
 

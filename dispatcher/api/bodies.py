@@ -12,6 +12,7 @@ import json
 import re
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,8 +51,8 @@ def body_problem(body: bytes) -> tuple[Loc, str] | None:
         return None
     try:
         value = json.loads(body)
-    except ValueError:
-        return None  # FastAPI answers invalid JSON itself, with the position
+    except (ValueError, RecursionError):
+        return None  # FastAPI answers invalid (or absurdly nested) JSON itself, with a 4xx
     found = json_problem(value)
     return None if found is None else (("body", *found[0]), found[1])
 
@@ -66,8 +67,8 @@ def query_problem(query: bytes) -> tuple[Loc, str] | None:
 
 
 def _is_json(scope: Scope) -> bool:
-    headers = dict(scope["headers"])
-    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    # The first Content-Type, as Starlette (and so FastAPI) reads it; a dict of the raw list keeps the last.
+    content_type = Headers(scope=scope).get("content-type", "").encode("latin-1").split(b";")[0].strip().lower()
     # FastAPI reads a body without a Content-Type as JSON too.
     json_type = content_type in (b"", b"application/json") or (
         content_type.startswith(b"application/") and content_type.endswith(b"+json")

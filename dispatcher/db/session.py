@@ -27,18 +27,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     # hide_parameters: a failed statement's message (logged, shown by Celery) must not carry tokens or phones.
     options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    pool_size = 20 if url.startswith("sqlite") else 10
     if autocommit:
         # Nothing to roll back when a connection returns to the pool: every statement committed itself.
         # No ping per checkout either (a round trip per message): its users run a statement again on a
         # fresh connection when the pooled one turns out dead (`workers.message_writes`).
         options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=False)
+        # A send holds its connection from claim to final write, provider call included: one per worker
+        # thread, so a pool smaller than the concurrency would make granted sends wait for a connection.
+        pool_size = max(pool_size, get_settings().worker_concurrency)
     if url.startswith("sqlite"):
         options.pop("pool_pre_ping")
         connect_args = {"check_same_thread": False, "timeout": 30}
-        engine = create_engine(url, connect_args=connect_args, pool_size=20, **options)
+        engine = create_engine(url, connect_args=connect_args, pool_size=pool_size, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, **options)
+    return create_engine(url, pool_size=pool_size, max_overflow=20, **options)
 
 
 @lru_cache(maxsize=8)

@@ -151,6 +151,32 @@ def test_bodies_with_values_we_cannot_store_are_found(raw: bytes, loc: tuple[obj
 def test_ordinary_and_invalid_bodies_pass_to_the_app() -> None:
     assert body_problem(b'{"text": "NaN is a word", "n": 1e10}') is None
     assert body_problem(b'{"broken": NaN') is None  # FastAPI reports invalid JSON itself
+    assert body_problem(b"[" * 100_000 + b"NaN" + b"]" * 100_000) is None  # too deep to decode: FastAPI's 400
+
+
+def test_the_body_check_reads_the_content_type_fastapi_reads() -> None:
+    import asyncio
+
+    from dispatcher.api.bodies import BodyGuard
+
+    reached: list[bool] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        reached.append(True)
+
+    sent: list[dict[str, object]] = []
+    body = b'{"fields": {"x": NaN}}'
+    headers = [(b"content-type", b"application/json"), (b"content-type", b"text/plain")]
+    scope = {"type": "http", "method": "POST", "path": "/v1/contacts", "headers": headers, "query_string": b""}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(BodyGuard(app)(scope, receive, send))  # type: ignore[arg-type]
+    assert not reached and sent[0]["status"] == 422
 
 
 def test_nul_in_a_query_parameter_is_found() -> None:

@@ -207,6 +207,9 @@ def test_a_sandbox_sms_sender_authenticates_with_its_own_token_else_the_operator
     try:
         legacy = provider_for("sandbox", "sms", client, {"from": "X"})
         assert isinstance(legacy, TwilioSms) and legacy.auth_token == "operator-secret"
+        # ...but the operator's secret never goes to a URL the sender's owner chose
+        with pytest.raises(KeyError, match="auth_token"):
+            provider_for("sandbox", "sms", client, {"from": "X", "base_url": "https://collector.example"})
     finally:
         monkeypatch.delenv("DISPATCHER_SANDBOX_WEBHOOK_SECRET")
         get_settings.cache_clear()

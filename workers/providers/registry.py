@@ -18,10 +18,16 @@ Factory = Callable[[httpx.Client, dict[str, Any]], Provider]
 def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
     # The sandbox speaks Twilio's wire format at our own gateway; settings may point it elsewhere. It signs
     # status callbacks with the auth token it was sent, so a sender without its own signs with the fallback.
-    fallback = get_settings().sandbox_webhook_secret
-    token = fallback.get_secret_value() if fallback is not None else "sandbox"
-    defaults = {"base_url": get_settings().sandbox_url, "account_sid": "ACsandbox", "auth_token": token}
-    return TwilioSms(client, {**defaults, **settings})
+    own = get_settings()
+    merged = {"base_url": own.sandbox_url, "account_sid": "ACsandbox", **settings}
+    if not merged.get("auth_token"):
+        # The operator's fallback secret only ever goes to the operator's own sandbox, never to a URL a
+        # tenant chose (it would let them sign receipts for every legacy sandbox sender).
+        if str(merged["base_url"]).rstrip("/") != own.sandbox_url.rstrip("/"):
+            raise KeyError("auth_token")
+        fallback = own.sandbox_webhook_secret
+        merged["auth_token"] = fallback.get_secret_value() if fallback is not None else "sandbox"
+    return TwilioSms(client, merged)
 
 
 def _sandbox_whatsapp(client: httpx.Client, settings: dict[str, Any]) -> Provider:
