@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def configure(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Point this process (and the processes it starts with `process_env()`) at database 14."""
-    env = {"DISPATCHER_REDIS_URL": REDIS_URL, "DISPATCHER_BROKER_URL": REDIS_URL, **(extra or {})}
+    env = {
+        "DISPATCHER_REDIS_URL": REDIS_URL,
+        "DISPATCHER_BROKER_URL": REDIS_URL,
+        # The sandbox provider runs on loopback, which workers refuse to reach by default.
+        "DISPATCHER_ALLOW_PRIVATE_PROVIDER_URLS": "true",
+        **(extra or {}),
+    }
     os.environ.update(env)
     from dispatcher import enqueue
     from dispatcher.config import get_settings

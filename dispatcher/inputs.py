@@ -46,7 +46,8 @@ def provider_url_problem(url: object, *, allow_private: bool) -> str | None:
 
     Workers POST credentials to it, so a tenant must not point it at our own network: loopback,
     private and link-local addresses (and localhost) are refused unless `allow_private` is set.
-    Only IP literals are checked; a name that resolves to a private address is the network's to block.
+    Only IP literals can be checked here; workers check the addresses a name resolves to when they
+    connect (`workers.egress`).
     """
     if not isinstance(url, str):
         return "base_url must be a string"
@@ -67,8 +68,18 @@ def _private_host(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     address = _ip_literal(host)
-    if address is None:
-        return False
+    return address is not None and _is_private(address)
+
+
+def private_address(text: str) -> bool:
+    """Is this IP address (as a resolver returns it) one workers must not reach? Unreadable counts as yes."""
+    try:
+        return _is_private(ipaddress.ip_address(text.split("%", 1)[0]))
+    except ValueError:
+        return True
+
+
+def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return (

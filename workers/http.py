@@ -8,6 +8,7 @@ from functools import lru_cache
 import httpx
 
 from dispatcher.config import get_settings
+from workers import egress
 
 KEEPALIVE_EXPIRY = 4.0  # seconds
 
@@ -16,6 +17,14 @@ KEEPALIVE_EXPIRY = 4.0  # seconds
 def _client(pid: int) -> httpx.Client:
     settings = get_settings()
     size = settings.worker_concurrency
+    # Idle connections are dropped before the common 5 s server idle timeout (uvicorn, Node): reusing
+    # one the server is closing gives a reset after the request left, an ambiguous `unknown` outcome.
+    limits = httpx.Limits(
+        max_connections=size * 2, max_keepalive_connections=size * 2, keepalive_expiry=KEEPALIVE_EXPIRY
+    )
+    transport = httpx.HTTPTransport(limits=limits)
+    if not settings.allow_private_provider_urls:
+        transport = egress.guard(transport, trusted_urls=[settings.sandbox_url])
     return httpx.Client(
         timeout=httpx.Timeout(
             connect=settings.provider_connect_timeout,
@@ -23,11 +32,7 @@ def _client(pid: int) -> httpx.Client:
             write=5.0,
             pool=5.0,
         ),
-        # Idle connections are dropped before the common 5 s server idle timeout (uvicorn, Node): reusing
-        # one the server is closing gives a reset after the request left, an ambiguous `unknown` outcome.
-        limits=httpx.Limits(
-            max_connections=size * 2, max_keepalive_connections=size * 2, keepalive_expiry=KEEPALIVE_EXPIRY
-        ),
+        transport=transport,
         headers={"User-Agent": "campaign-dispatcher/0.1"},
     )
 

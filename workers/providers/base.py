@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from workers.egress import EgressRefused
+
 
 @dataclass(frozen=True, slots=True)
 class TemplateCall:
@@ -125,6 +127,8 @@ def transport_error(exc: httpx.TransportError) -> ProviderError:
     """Classify an httpx failure by whether the request can have reached the provider."""
     # Connect and pool failures happen before a byte of the request is sent; a write failure means
     # the request was incomplete, which no server acts on. Anything later is ambiguous.
+    if isinstance(exc.__cause__, EgressRefused):
+        return Permanent(str(exc), "egress")  # the sender's URL leads into our network: no retry helps
     if isinstance(
         exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.WriteError | httpx.WriteTimeout
     ):
