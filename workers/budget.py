@@ -69,7 +69,7 @@ def record_outcome(
 ) -> int:
     """Count the outcome, the cluster-wide metrics of the provider call (`call` = channel, provider, latency)
     and consecutive permanent failures, in one round trip; returns the run's pending count. A failure with
-    `budget=False` (a transient error or a throttle given up on) neither extends nor resets the streak."""
+    `budget=False` (a pair-rate throttle given up on) neither extends nor resets the streak."""
     channel, provider, latency = call
     outcome_field, bucket_field, sum_field = metrics.send_fields(channel, provider, status, code, latency)
     failed = status == MessageStatus.FAILED and budget

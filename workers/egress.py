@@ -38,8 +38,13 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        address = host if (host, port) in self._trusted else public_address(host, port)
-        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        addresses = [host] if (host, port) in self._trusted else public_addresses(host, port)
+        for address in addresses[:-1]:  # every checked address in turn, as the resolver ordered them
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError:
+                continue
+        return self._inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
@@ -50,17 +55,17 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def public_address(host: str, port: int) -> str:
-    """The first address `host` resolves to, if none of its addresses is private; else EgressRefused."""
+def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, if none of them is private; else EgressRefused."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     refused = [a for a in addresses if private_address(a)]
     if refused or not addresses:
         raise EgressRefused(f"{host} resolves to a private, loopback or link-local address ({', '.join(refused)})")
-    return addresses[0]
+    return addresses
 
 
 def guard(transport: httpx.HTTPTransport, trusted_urls: Iterable[str] = ()) -> httpx.HTTPTransport:

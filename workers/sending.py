@@ -213,8 +213,9 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
         return final(MessageStatus.UNKNOWN, exc.code, exc.text)
     except ProviderError as exc:  # Transient
         if msg.attempts >= ctx.settings.max_send_attempts:
-            text = f"gave up after {msg.attempts} attempts: {exc.text}"
-            return final(MessageStatus.FAILED, exc.code, text, budget=False)  # transient: not the budget's
+            # Counted by the error budget: a provider down for longer than the backoff would otherwise
+            # burn the whole audience; pausing lets the user resume once it is back.
+            return final(MessageStatus.FAILED, exc.code, f"gave up after {msg.attempts} attempts: {exc.text}")
         return _release(ctx, msg, exc, retry_in=backoff(msg.attempts), attempt=True, channel=config.channel)
     outcome = final(MessageStatus.SENT, None, None, result.provider_message_id)
     if tags:
@@ -276,7 +277,7 @@ def _final(
     provider_id: str | None = None,
     budget: bool = True,
 ) -> Outcome:
-    """`budget`: a failure here counts toward the error budget (a permanent one); others leave the streak as is."""
+    """`budget=False`: a failure that is not the campaign's (one recipient's pair rate) leaves the streak as is."""
     if writes.finish(ctx.conn(), msg.id, status, code, text, provider_id):
         if record_outcome(ctx, msg.run_id, msg.campaign_id, status, code, text, call, budget=budget) == 0:
             finish_run(ctx.session(), msg.run_id)

@@ -1,5 +1,5 @@
 """The error budget's streak, on a real Redis: permanent failures extend it, a success resets it, and a
-failure that is not the campaign's fault (a throttle or transient error given up on) leaves it alone."""
+failure that is not the campaign's fault (one recipient's pair-rate throttle given up on) leaves it alone."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_only_permanent_failures_count_toward_the_budget(redis_url: str) -> None
     record("failed")
     record("failed")
     assert r.get(streak) == "2"
-    # Given up after pair-rate refusals or transient errors: counted as failed, not as the campaign's fault
+    # Given up after pair-rate refusals: counted as failed, not as the campaign's fault
     assert record("failed", budget=False) == 10 - 3
     assert r.get(streak) == "2"
     assert r.hget(keys.run_stats(run_id), "failed") == "3"

@@ -54,19 +54,19 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "0.0.0.0"])
 def test_private_addresses_are_refused(host: str) -> None:
     with pytest.raises(egress.EgressRefused):
-        egress.public_address(host, 443)
+        egress.public_addresses(host, 443)
 
 
 def test_a_name_is_refused_if_any_of_its_addresses_is_private(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_dns(monkeypatch, {"metadata.nip.example": ["169.254.169.254"], "split.example": ["93.184.216.34", "10.0.0.5"]})
     for host in ("metadata.nip.example", "split.example"):
         with pytest.raises(egress.EgressRefused, match=host):
-            egress.public_address(host, 443)
+            egress.public_addresses(host, 443)
 
 
-def test_the_checked_address_is_the_one_connected_to(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_checked_addresses_are_the_ones_connected_to(monkeypatch: pytest.MonkeyPatch) -> None:
     # A rebinding DNS answering differently on a second lookup gains nothing: there is no second lookup.
-    fake_dns(monkeypatch, {"provider.example": ["93.184.216.34"]})
+    fake_dns(monkeypatch, {"provider.example": ["93.184.216.34", "93.184.216.35"]})
     connected: list[str] = []
 
     class Recorder(httpcore.SyncBackend):
@@ -76,7 +76,7 @@ def test_the_checked_address_is_the_one_connected_to(monkeypatch: pytest.MonkeyP
 
     with pytest.raises(httpcore.ConnectError):
         egress.GuardedBackend(Recorder()).connect_tcp("provider.example", 443)
-    assert connected == ["93.184.216.34"]
+    assert connected == ["93.184.216.34", "93.184.216.35"]  # each in turn, then the last error
 
 
 def test_a_guarded_client_refuses_a_provider_on_our_network_as_a_permanent_error(local_provider: int) -> None:
