@@ -97,14 +97,6 @@ def apply(contact: Contact, given: ContactFields) -> None:
         contact.updated_at = utcnow()
 
 
-def create(session: Session, account_id: int, phone: str, given: ContactFields) -> Contact:
-    """A new contact, added to the session; for a phone that may be named concurrently use `ensure`."""
-    contact = Contact(account_id=account_id, phone=phone, fields={})
-    apply(contact, given)
-    session.add(contact)
-    return contact
-
-
 def groups_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Group]:
     wanted = set(ids)
     if not wanted:

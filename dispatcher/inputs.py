@@ -73,10 +73,8 @@ def _private_host(host: str) -> bool:
 
 def private_address(text: str) -> bool:
     """Is this IP address (as a resolver returns it) one workers must not reach? Unreadable counts as yes."""
-    try:
-        return _is_private(ipaddress.ip_address(text.split("%", 1)[0]))
-    except ValueError:
-        return True
+    address = _ip_literal(text)
+    return address is None or _is_private(address)
 
 
 def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -50,3 +50,12 @@ def early_receipts() -> str:
 def metrics(name: str) -> str:
     """Cluster-wide metric counters (hashes), turned into Prometheus families by `dispatcher.metrics`."""
     return f"{PREFIX}metrics:{name}"
+
+
+def owned_patterns(queues: tuple[str, ...]) -> tuple[str, ...]:
+    """Glob patterns of every key this project makes in its Redis database: ours, and the broker's for
+    `queues` (kombu keeps a list per queue, with priority suffixes, its `_kombu.*` bindings, the unacked
+    bookkeeping and `inspect` reply queues). Tests and benchmarks delete exactly these, never the whole
+    database."""
+    broker = ("_kombu.*", "unacked", "unacked_index", "unacked_mutex", "*.reply.celery.pidbox")
+    return (f"{PREFIX}*", *broker, *(f"{queue}*" for queue in queues))

@@ -1,8 +1,9 @@
 """Shared fixtures: a Redis database of our own, SQLite and PostgreSQL databases, and real processes.
 
-Integration tests run against a real Redis (database DISPATCHER_TEST_REDIS_DB, default 13, emptied
-before and after), a real sandbox gateway and a real Celery worker started as subprocesses, once per
-database backend. Outside CI a missing PostgreSQL or Redis skips those tests; in CI it fails them.
+Integration tests run against a real Redis (database DISPATCHER_TEST_REDIS_DB, default 13; the keys
+this project makes there are deleted before and after), a real sandbox gateway and a real Celery
+worker started as subprocesses, once per database backend. Outside CI a missing PostgreSQL or Redis
+skips those tests; in CI it fails them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from tests.support import processes
+from tests.support.redis_keys import delete_ours
 
 CI = bool(os.environ.get("CI"))
 REDIS_DB = int(os.environ.get("DISPATCHER_TEST_REDIS_DB", "13"))
@@ -36,10 +38,10 @@ def redis_url() -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         _unavailable("Redis", exc)
-    # Our own database number: emptying it touches nobody else's keys.
-    client.flushdb()
+    # Our own database number, and even there only the keys and queues this project makes.
+    delete_ours(client)
     yield url
-    client.flushdb()
+    delete_ours(client)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

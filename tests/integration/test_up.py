@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tests.support.processes import ROOT, free_port
+from tests.support.redis_keys import delete_ours
 
 REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('DISPATCHER_TEST_UP_REDIS_DB', '12')}"
 
@@ -27,7 +28,7 @@ def up(tmp_path: Path) -> Iterator[dict[str, str]]:
         client.ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis not available: {exc}")
-    client.flushdb()
+    delete_ours(client)
     env = {
         **os.environ,
         "DISPATCHER_REDIS_URL": REDIS_URL,
@@ -65,7 +66,7 @@ def up(tmp_path: Path) -> Iterator[dict[str, str]]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         log.close()
-        client.flushdb()
+        delete_ours(client)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.support.redis_keys import delete_ours
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -173,7 +175,7 @@ def start_worker(env: dict[str, str], logs: Path, *, concurrency: int = 8, name:
 @contextmanager
 def stack(db_url: str, redis_url: str, sandbox: Service, logs: Path) -> Iterator[Stack]:
     # Queues left by the previous backend's run must not reach this backend's worker.
-    redis.Redis.from_url(redis_url).flushdb()
+    delete_ours(redis.Redis.from_url(redis_url))
     env = stack_env(db_url, redis_url, sandbox)
     apply_env(env)
     running = Stack(db_url, redis_url, sandbox, env)
