@@ -33,8 +33,8 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         # No ping per checkout either (a round trip per message): its users run a statement again on a
         # fresh connection when the pooled one turns out dead (`workers.message_writes`).
         options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=False)
-        # A send holds its connection from claim to final write, provider call included: one per worker
-        # thread, so a pool smaller than the concurrency would make granted sends wait for a connection.
+        # Each worker thread keeps one connection across its sends (`workers.sending.thread_connection`),
+        # so a pool smaller than the concurrency would make granted sends wait for a connection.
         pool_size = max(pool_size, get_settings().worker_concurrency)
     if url.startswith("sqlite"):
         options.pop("pool_pre_ping")
