@@ -18,6 +18,11 @@ from dispatcher.errors import Loc
 
 # Dates further ahead are mistakes (a year typed 2205), and near year 9999 time-zone arithmetic overflows.
 MAX_YEARS_AHEAD = 10
+# A contact's custom fields are stored on the contact and copied into every personalised message:
+# bounded so one request cannot store megabytes per contact (a name, a city, an order number fit easily).
+MAX_FIELDS = 50
+MAX_FIELD_NAME = 64
+MAX_FIELD_VALUE = 1000
 
 
 def ascii_digits(text: str) -> bool:
@@ -38,6 +43,18 @@ def date_problem(value: datetime, now: datetime | None = None) -> str | None:
         return "is out of range"
     if utc > limit:
         return f"is more than {MAX_YEARS_AHEAD} years ahead"
+    return None
+
+
+def fields_problem(fields: dict[str, Any]) -> str | None:
+    """Why a contact's custom fields (`@name` values) cannot be stored, or None."""
+    if len(fields) > MAX_FIELDS:
+        return f"has {len(fields)} custom fields; at most {MAX_FIELDS} are allowed"
+    for name, value in fields.items():
+        if len(name) > MAX_FIELD_NAME:
+            return f"field name {name[:20]!r}... is longer than {MAX_FIELD_NAME} characters"
+        if isinstance(value, str) and len(value) > MAX_FIELD_VALUE:
+            return f"field {name!r} is longer than {MAX_FIELD_VALUE} characters"
     return None
 
 

@@ -25,9 +25,20 @@ from pydantic import (
 )
 
 from dispatcher.errors import Loc, SpecError
-from dispatcher.inputs import date_problem
+from dispatcher.inputs import date_problem, fields_problem
 
 Scalar = str | int | float | bool | None
+
+
+def _storable(fields: dict[str, Scalar]) -> dict[str, Scalar]:
+    problem = fields_problem(fields)
+    if problem is not None:
+        raise ValueError(problem)
+    return fields
+
+
+# A contact's custom fields: at most 50, names up to 64 characters, values up to 1,000.
+Fields = Annotated[dict[str, Scalar], AfterValidator(_storable)]
 
 
 def _schedulable(value: datetime) -> datetime:
@@ -56,12 +67,14 @@ class SmsContactIn(BaseModel):
     firstName: str | None = Field(default=None, max_length=100)
     lastName: str | None = Field(default=None, max_length=100)
     sex: Literal["M", "F"] | None = None
-    fields: dict[str, Scalar] = Field(default_factory=dict)
+    fields: Fields = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needs_id_or_phone(self) -> SmsContactIn:
         if self.id is None and self.phone is None:
             raise ValueError("a contact needs a phone (or the id of a saved contact)")
+        # Extra keys are custom fields too: the same limits, on what will be stored.
+        _storable(self.custom_fields())
         return self
 
     def custom_fields(self) -> dict[str, Scalar]:
@@ -90,7 +103,7 @@ class EnvelopeContactIn(BaseModel):
     wa_id: str | int | None = None
     phone: str | int | None = None
     name: str | None = Field(default=None, max_length=200)
-    data: dict[str, Scalar] = Field(default_factory=dict)
+    data: Fields = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needs_number(self) -> EnvelopeContactIn:

@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispatcher.payloads import Fields
 from dispatcher.phones import PhoneError, normalize
-
-Scalar = str | int | float | bool | None
 
 
 class _In(BaseModel):
@@ -47,7 +46,7 @@ class ContactCreate(_In):
     firstName: str | None = Field(default=None, max_length=100)
     lastName: str | None = Field(default=None, max_length=100)
     sex: Literal["M", "F"] | None = None
-    fields: dict[str, Scalar] = Field(default_factory=dict, description="Custom fields, used as @name in texts")
+    fields: Fields = Field(default_factory=dict, description="Custom fields, used as @name in texts")
 
     @field_validator("phone")
     @classmethod

@@ -309,6 +309,35 @@ def test_dates_too_far_ahead_or_beyond_utc_are_422_naming_the_field(tenant: Tena
     tenant.post(f"/v1/campaigns/{campaign['id']}/cancel", {})
 
 
+def test_oversized_custom_fields_are_422_naming_the_contact(tenant: Tenant) -> None:
+    long = "x" * 1001
+    many = {f"f{i}": i for i in range(51)}
+    ok = {"phone": ci_phone(72_000)}
+    cases = [
+        ({"contacts": [ok, {"phone": ci_phone(72_001), "ville": long}], "text": "@ville"}, ("body", "contacts", 1)),
+        ({"contacts": [{**ok, **many}], "text": "x"}, ("body", "contacts", 0)),
+        ({"contacts": [{**ok, "fields": {"ville": long}}], "text": "x"}, ("body", "contacts", 0, "fields")),
+        (
+            {
+                "title": "t",
+                "contacts_and_data": {
+                    "*": {"channel": "sms", "text": "{{1}}"},
+                    "contacts": [{"phone": ci_phone(72_002), "data": {"1": long}}],
+                },
+            },
+            ("body", "contacts_and_data", "contacts", 0, "data"),
+        ),
+    ]
+    for payload, loc in cases:
+        detail = _detail(tenant.post("/v1/campaigns", payload))
+        assert any(where == loc and ("1000" in msg or "at most 50" in msg) for where, msg in detail), (loc, detail)
+    saved = _detail(tenant.post("/v1/contacts", {"phone": ci_phone(72_003), "fields": {"n" * 65: "x"}}))
+    assert saved[0][0] == ("body", "fields") and "64" in saved[0][1]
+    # At the limits, accepted.
+    fine = {"phone": ci_phone(72_004), "fields": {f"f{i}": "x" * 1000 for i in range(50)}}
+    assert tenant.post("/v1/contacts", fine).status_code == 201
+
+
 def test_a_huge_page_is_a_422_not_a_database_error(tenant: Tenant) -> None:
     campaign = tenant.post("/v1/campaigns", {"contacts": [{"phone": ci_phone(71_000)}], "text": "x"}).json()
     group = tenant.post("/v1/groups", {"name": "pages"}).json()

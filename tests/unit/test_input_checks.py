@@ -11,7 +11,15 @@ from beat_schedule.grid import ScheduleError
 from beat_schedule.rules import parse_recurring
 from dispatcher.api.bodies import body_problem, query_problem
 from dispatcher.contacts import parse_id
-from dispatcher.inputs import ascii_digits, date_problem, json_problem, provider_url_problem
+from dispatcher.inputs import (
+    MAX_FIELD_VALUE,
+    MAX_FIELDS,
+    ascii_digits,
+    date_problem,
+    fields_problem,
+    json_problem,
+    provider_url_problem,
+)
 from dispatcher.sandbox.faults import FaultSpec
 from dispatcher.senders import SANDBOX_SECRETS, with_sandbox_secrets
 from dispatcher.templates import variable_count
@@ -192,3 +200,11 @@ def test_each_sandbox_sender_gets_its_own_random_secrets() -> None:
     # Given ones are kept, the rest generated
     given = with_sandbox_secrets({"app_secret": "mine", "base_url": "http://x"})
     assert given["app_secret"] == "mine" and given["base_url"] == "http://x" and given["verify_token"]
+
+
+def test_custom_fields_are_bounded_in_count_name_and_value() -> None:
+    assert fields_problem({f"f{i}": "x" * MAX_FIELD_VALUE for i in range(MAX_FIELDS)}) is None
+    assert "at most 50" in (fields_problem({f"f{i}": 1 for i in range(MAX_FIELDS + 1)}) or "")
+    assert "longer than 64" in (fields_problem({"n" * 65: "x"}) or "")
+    assert "'ville' is longer than 1000" in (fields_problem({"ville": "x" * (MAX_FIELD_VALUE + 1)}) or "")
+    assert fields_problem({"n": 10**30, "ok": None, "b": True}) is None  # only text is measured
