@@ -26,7 +26,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--legacy", action="store_true", help="fanout: also time the previous publish_sends")
     p.add_argument("--memory-messages", type=int, default=10_000)
     p.add_argument("--pipeline-messages", type=int, default=2_000)
-    p.add_argument("--pipeline-rounds", type=int, default=2)
+    p.add_argument("--pipeline-rounds", type=int, default=3)
     p.add_argument("--rss-messages", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")

@@ -37,7 +37,7 @@ CHUNK = 500
 @dataclass(frozen=True, slots=True)
 class Options:
     messages: int = 2_000
-    rounds: int = 2
+    rounds: int = 3
     concurrency: int = 16
     latency_ms: float = 20.0
     db: str = "sqlite"
