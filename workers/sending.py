@@ -101,7 +101,11 @@ def thread_connection(url: str) -> Connection:
         conns = _thread.conns = {}
     key = (url, os.getpid())  # never a connection inherited across a fork
     conn = conns.get(key)
-    if conn is None or conn.closed:
+    if conn is not None and (conn.closed or conn.invalidated):
+        # Dropped by a failed reconnect: an invalidated connection refuses statements until rolled back.
+        conn.close()
+        conn = None
+    if conn is None:
         conn = conns[key] = get_engine(url, autocommit=True).connect()
     return conn
 
