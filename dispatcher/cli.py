@@ -14,9 +14,28 @@ from dispatcher.config import get_settings
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """campaign-dispatcher: SMS and WhatsApp campaigns on Celery, Redis and SQL."""
+    from pydantic import ValidationError
+
     from dispatcher.logs import configure
 
+    try:
+        get_settings()
+    except ValidationError as exc:
+        raise click.ClickException(settings_problem(exc)) from None
     configure()
+
+
+def settings_problem(exc: Exception) -> str:
+    """A settings error as the environment variables to fix, not a traceback."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors():
+        name = "DISPATCHER_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "settings"
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings in the environment:\n  " + "\n  ".join(lines)
 
 
 @main.command()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,9 +58,20 @@ class Settings(BaseSettings):
     limiter_max_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     provider_connect_timeout: float = 3.0
     provider_read_timeout: float = 10.0
+    # An HTTP(S) proxy for every provider call (http://proxy.internal:3128); empty: connect directly.
+    # HTTP(S)_PROXY from the environment are not used, so the operator chooses here, explicitly.
+    provider_proxy: str = ""
 
     # Where `dispatcher up` keeps its private Redis, logs and the demo token.
     state_dir: Path = Path(".dispatcher")
+
+    @field_validator("provider_proxy")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an http:// or https:// URL with a host, such as http://proxy.internal:3128")
+        return value
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import httpx
 
-from dispatcher.config import get_settings
+from dispatcher.config import Settings, get_settings
 from workers import egress
 
 KEEPALIVE_EXPIRY = 4.0  # seconds
@@ -15,16 +15,24 @@ KEEPALIVE_EXPIRY = 4.0  # seconds
 
 @lru_cache(maxsize=2)
 def _client(pid: int) -> httpx.Client:
-    settings = get_settings()
+    return build_client(get_settings())
+
+
+def build_client(settings: Settings) -> httpx.Client:
+    """The provider client: pooled keep-alive connections, egress-checked unless private URLs are allowed.
+
+    Through `provider_proxy` workers connect only to the proxy (the operator's own, so trusted); the proxy
+    resolves the provider's name, so refusing internal addresses is then the proxy's job."""
     size = settings.worker_concurrency
     # Idle connections are dropped before the common 5 s server idle timeout (uvicorn, Node): reusing
     # one the server is closing gives a reset after the request left, an ambiguous `unknown` outcome.
     limits = httpx.Limits(
         max_connections=size * 2, max_keepalive_connections=size * 2, keepalive_expiry=KEEPALIVE_EXPIRY
     )
-    transport = httpx.HTTPTransport(limits=limits)
+    proxy = settings.provider_proxy or None
+    transport = httpx.HTTPTransport(limits=limits, proxy=proxy)
     if not settings.allow_private_provider_urls:
-        transport = egress.guard(transport, trusted_urls=[settings.sandbox_url])
+        transport = egress.guard(transport, trusted_urls=[settings.sandbox_url, *([proxy] if proxy else [])])
     return httpx.Client(
         timeout=httpx.Timeout(
             connect=settings.provider_connect_timeout,

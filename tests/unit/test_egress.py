@@ -12,7 +12,9 @@ import httpcore
 import httpx
 import pytest
 
+from dispatcher.config import Settings
 from workers import egress
+from workers.http import build_client
 from workers.providers.base import Outbound, Permanent
 from workers.providers.twilio import TwilioSms
 
@@ -30,14 +32,43 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def local_provider() -> Iterator[int]:
-    server = HTTPServer(("127.0.0.1", 0), _Ok)
+class _Forward(BaseHTTPRequestHandler):
+    """A forward proxy for plain http: the request line carries the absolute URL to fetch."""
+
+    seen: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        _Forward.seen.append(self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+        upstream = httpx.post(self.path, content=body, headers=headers)
+        self.send_response(upstream.status_code)
+        self.send_header("content-length", str(len(upstream.content)))
+        self.end_headers()
+        self.wfile.write(upstream.content)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def local_provider() -> Iterator[int]:
+    yield from _serve(_Ok)
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[int]:
+    _Forward.seen = []
+    yield from _serve(_Forward)
 
 
 def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
@@ -98,3 +129,23 @@ def test_the_operators_own_sandbox_url_is_reached_as_configured(local_provider: 
     # Only that host and port: another port of the same machine stays refused
     with pytest.raises(Permanent):
         TwilioSms(guarded, {**settings, "base_url": "http://127.0.0.1:1"}).send(Outbound(1, "+2250707123456", "hi"))
+
+
+def test_through_the_operators_proxy_workers_connect_only_to_the_proxy(local_provider: int, forward_proxy: int) -> None:
+    settings = Settings(
+        provider_proxy=f"http://127.0.0.1:{forward_proxy}", allow_private_provider_urls=False, sandbox_port=1
+    )
+    twilio = {"account_sid": "AC1", "auth_token": "t", "from": "X", "base_url": f"http://localhost:{local_provider}"}
+    with build_client(settings) as client:
+        assert TwilioSms(client, twilio).send(Outbound(1, "+2250707123456", "hi")).provider_message_id == "SM1"
+    # The proxy fetched it (checking where it may go is then the proxy's job); without one it is refused.
+    assert _Forward.seen == [f"http://localhost:{local_provider}/2010-04-01/Accounts/AC1/Messages.json"]
+    with build_client(Settings(allow_private_provider_urls=False, sandbox_port=1)) as direct:
+        with pytest.raises(Permanent):
+            TwilioSms(direct, twilio).send(Outbound(1, "+2250707123456", "hi"))
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "proxy.internal:3128", "http://"])
+def test_a_proxy_that_is_not_an_http_url_is_a_settings_error(proxy: str) -> None:
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
+        Settings(provider_proxy=proxy)

@@ -1,0 +1,18 @@
+"""Bad settings in the environment stop every `dispatcher` command with the variables to fix, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_bad_settings_name_the_environment_variables() -> None:
+    env = {**os.environ, "DISPATCHER_PROVIDER_PROXY": "socks5://x", "DISPATCHER_WORKER_CONCURRENCY": "abc"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "DISPATCHER_WORKER_CONCURRENCY: Input should be a valid integer" in done.stderr
+    assert "DISPATCHER_PROVIDER_PROXY: must be an http:// or https:// URL" in done.stderr
