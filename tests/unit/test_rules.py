@@ -127,6 +127,10 @@ def test_check_scheduled_messages_and_field() -> None:
     with pytest.raises(ScheduleError, match=r"12:00:00\+00:00 or 2026-03-01T12:15:00\+00:00") as info:
         check_scheduled(datetime(2026, 3, 1, 12, 7, tzinfo=UTC), NOW - timedelta(days=1), 15, field="startAt")
     assert info.value.field == "startAt"
+    # Only suggestions still ahead: at 12:08, a wish for 12:09 is told 12:15, not 12:00 as well.
+    with pytest.raises(ScheduleError) as ahead:
+        check_scheduled(datetime(2026, 3, 1, 12, 9, tzinfo=UTC), datetime(2026, 3, 1, 12, 8, tzinfo=UTC), 15)
+    assert ahead.value.reason.endswith("; use 2026-03-01T12:15:00+00:00.")
     with pytest.raises(ValueError, match="now"):
         check_scheduled(datetime(2026, 3, 20, 10, 0, tzinfo=UTC), datetime(2026, 3, 1), 15)
 

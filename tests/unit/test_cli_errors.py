@@ -1,4 +1,4 @@
-"""Bad settings in the environment stop every `dispatcher` command with the variables to fix, not a traceback."""
+"""Bad settings or arguments stop a `dispatcher` command with what to fix, not a traceback."""
 
 from __future__ import annotations
 
@@ -16,3 +16,14 @@ def test_bad_settings_name_the_environment_variables() -> None:
     assert "Traceback" not in done.stderr
     assert "DISPATCHER_WORKER_CONCURRENCY: Input should be a valid integer" in done.stderr
     assert "DISPATCHER_PROVIDER_PROXY: must be an http:// or https:// URL" in done.stderr
+
+
+def test_an_account_needs_a_name() -> None:
+    for name in ("", "   ", "x" * 201):
+        done = subprocess.run(
+            [sys.executable, "-m", "dispatcher.cli", "accounts", "create", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "name of 1 to 200 characters" in done.stderr, done.stderr
