@@ -85,12 +85,13 @@ def check_scheduled(
         raise ScheduleError(field, "must include a UTC offset or Z, e.g. 2024-03-20T10:00:00Z.")
     utc = when.astimezone(UTC)
     if not on_grid(utc, grid_minutes):
-        # Suggest the two nearest grid points, shown in the offset the user wrote them in.
-        before, after = (x.astimezone(when.tzinfo).isoformat() for x in neighbours(utc, grid_minutes))
+        # Suggest the nearest grid points that are still ahead, in the offset the user wrote them in.
+        ahead = [x for x in neighbours(utc, grid_minutes) if x > now.astimezone(UTC)]
+        hint = " or ".join(x.astimezone(when.tzinfo).isoformat() for x in ahead)
         raise ScheduleError(
             field,
-            f"must be a multiple of {grid_minutes} minutes with zero seconds (got {when.isoformat()}); "
-            f"use {before} or {after}.",
+            f"must be a multiple of {grid_minutes} minutes with zero seconds (got {when.isoformat()})"
+            + (f"; use {hint}." if hint else "."),
         )
     if utc <= now.astimezone(UTC):
         raise ScheduleError(field, f"must be in the future (got {when.isoformat()}, now is {now.isoformat()}).")

@@ -165,6 +165,9 @@ def accounts_create(name: str) -> None:
     from dispatcher.accounts import create_account
     from dispatcher.db.session import session_scope
 
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("give the account a name of 1 to 200 characters", param_hint="NAME")
     with session_scope() as session:
         account, token = create_account(session, name)
         account_id = account.id

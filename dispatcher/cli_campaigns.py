@@ -75,9 +75,13 @@ def send(file: Path, watch: bool, idempotency_key: str | None) -> None:
         raise click.ClickException(f"{file} is not valid JSON: {exc}") from None
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     campaign = _call("POST", "/v1/campaigns", json=payload, headers=headers)
+    if campaign.get("template"):  # WhatsApp: an approved template, no SMS encoding or segments
+        content = f"template {campaign['template']} ({campaign.get('language')})"
+    else:
+        content = f"{campaign['encoding']}, {campaign['totalSegments']} segments"
     console.print(
         f"campaign [bold]{campaign['id']}[/] accepted: {campaign['recipients']} recipients, "
-        f"{campaign['encoding']}, {campaign['totalSegments']} segments, status {campaign['status']}"
+        f"{content}, status {campaign['status']}"
     )
     for warning in campaign.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ MAX_YEARS_AHEAD = 10
 MAX_FIELDS = 50
 MAX_FIELD_NAME = 64
 MAX_FIELD_VALUE = 1000
+# What `@name` in a text can refer to (digits alone for WhatsApp's {{1}} data).
+FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 def ascii_digits(text: str) -> bool:
@@ -53,6 +56,8 @@ def fields_problem(fields: dict[str, Any]) -> str | None:
     for name, value in fields.items():
         if len(name) > MAX_FIELD_NAME:
             return f"field name {name[:20]!r}... is longer than {MAX_FIELD_NAME} characters"
+        if not FIELD_NAME.fullmatch(name):
+            return f"field name {name!r} may use only letters, digits and _ (a text names it as @{name})"
         if isinstance(value, str) and len(value) > MAX_FIELD_VALUE:
             return f"field {name!r} is longer than {MAX_FIELD_VALUE} characters"
     return None

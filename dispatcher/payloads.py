@@ -96,6 +96,12 @@ class SmsCampaignIn(_Strict):
     timezone: str | None = None
     recurringUntil: ScheduleDate | None = None
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _standard_is_sms(cls, value: object) -> object:
+        # The SMS document's type for "send now" is "SMS"; its prose calls it a standard campaign.
+        return "SMS" if value == "STANDARD" else value
+
 
 class EnvelopeContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

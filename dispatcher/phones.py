@@ -46,8 +46,8 @@ def normalize(raw: object, *, sms: bool = True) -> str:
         raise PhoneError(f"{raw!r} is not a phone number: use digits with the country code, e.g. 2250707123456")
     try:
         number = phonenumbers.parse("+" + digits, None)
-    except NumberParseException as exc:
-        raise PhoneError(f"{raw!r} is not a phone number with a country code ({exc})") from None
+    except NumberParseException:
+        raise PhoneError(_invalid_reason(raw, digits)) from None
     if not phonenumbers.is_valid_number(number):
         raise PhoneError(_invalid_reason(raw, digits))
     kind = phonenumbers.number_type(number)

@@ -46,19 +46,26 @@ def resolve_sender(
     if named is not None and named.active:
         return named, None
     fallback = default_sender(session, account_id, channel)
+    why = "" if ref in (None, "") else _why_not(session, account_id, channel, ref, named)
     if fallback is None:
         if ref in (None, ""):
             reason = f"no sender given and the account has no active default {channel} sender"
-        elif named is None:
-            reason = f"sender {ref!r} does not exist and the account has no active default {channel} sender"
         else:
-            reason = f"sender {ref!r} is inactive and the account has no active default {channel} sender"
+            reason = f"sender {ref!r} {why} and the account has no active default {channel} sender"
         errors.add(loc, reason, "sender")
         return None, None
     if ref in (None, ""):
         return fallback, None
-    why = "does not exist" if named is None else "is inactive"
     return fallback, f"sender {ref!r} {why}: the default sender {fallback.label!r} is used"
+
+
+def _why_not(session: Session, account_id: int, channel: str, ref: str | int, named: Sender | None) -> str:
+    if named is not None:
+        return "is inactive"
+    other = "sms" if channel == "whatsapp" else "whatsapp"
+    if find(session, account_id, other, ref) is not None:
+        return f"is a {other} sender, not {channel}"
+    return "does not exist"
 
 
 def make_default(session: Session, sender: Sender) -> None:

@@ -214,7 +214,7 @@ def _banner(settings: Settings, state: Path, token: str, flower_password: str | 
     lines += [
         f"  logs      {state}/*.log",
         "",
-        f"  export DISPATCHER_TOKEN={token}",
+        f"  export DISPATCHER_API_TOKEN={token}",
         "  (also saved for the CLI in " + str(state / "token") + ")",
         "",
         "  try:  dispatcher campaigns send examples/campaign.json --watch",

@@ -68,7 +68,11 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own shape, minus echoed input (it may hold phone numbers or secrets).
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        # Our validators' messages are written for users: without pydantic's "Value error, " prefix.
+        detail = [
+            {"loc": list(e["loc"]), "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_middleware(BodyGuard)

@@ -113,12 +113,14 @@ def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_campaign
 def test_an_inactive_or_unknown_sender_falls_back_to_the_default(tenant: Tenant, sandbox_box: httpx.Client) -> None:
     inactive = tenant.post("/v1/senders", {"label": "Old Name", "active": False}).json()
     assert inactive["default"] is False
-    for ref in ("Old Name", "Nobody"):
+    tenant.post("/v1/senders", {"label": "WA Line", "channel": "whatsapp"})
+    reasons = {"Old Name": "is inactive", "Nobody": "does not exist", "WA Line": "is a whatsapp sender, not sms"}
+    for ref, why in reasons.items():
         body = tenant.post(
             "/v1/campaigns", {"contacts": [{"phone": ci_phone(64_000)}], "text": "x", "senderId": ref}
         ).json()
         assert body["senderLabel"] == "My Sender"
-        assert body["warnings"] and "'My Sender' is used" in body["warnings"][0]
+        assert body["warnings"] == [f"sender {ref!r} {why}: the default sender 'My Sender' is used"]
         tenant.wait_final(body["id"])
 
 
@@ -183,6 +185,10 @@ def test_list_pages_and_filters_by_status(tenant: Tenant, sandbox_box: httpx.Cli
     assert [c["name"] for c in failed["data"]] == ["c9"]
     assert tenant.get("/v1/campaigns", params={"status": "SENT"}).json()["total"] == 9
     assert tenant.get("/v1/campaigns", params={"status": "NOPE"}).status_code == 422
+    messages = f"/v1/campaigns/{ids[9]}/messages"
+    assert [m["status"] for m in tenant.get(messages, params={"status": "failed"}).json()["data"]] == ["failed"]
+    assert tenant.get(messages, params={"status": "sent"}).json()["data"] == []
+    assert _detail(tenant.get(messages, params={"status": "xx"}))[0][0] == ("query", "status")
 
 
 def test_ids_that_cannot_exist_are_404_or_422_never_500(tenant: Tenant) -> None:
@@ -307,6 +313,18 @@ def test_dates_too_far_ahead_or_beyond_utc_are_422_naming_the_field(tenant: Tena
         moved = tenant.post(f"/v1/campaigns/{campaign['id']}/reschedule", {"scheduledDate": when})
         assert _detail(moved)[0][0] == ("body", "scheduledDate")
     tenant.post(f"/v1/campaigns/{campaign['id']}/cancel", {})
+
+
+def test_a_bad_phone_reads_the_same_on_every_route(tenant: Tenant) -> None:
+    group = tenant.post("/v1/groups", {"name": "phones"}).json()
+    answers = [
+        tenant.post("/v1/campaigns", {"contacts": [{"phone": "12"}], "text": "x"}),
+        tenant.post("/v1/contacts", {"phone": "12"}),
+        tenant.post(f"/v1/groups/{group['id']}/contacts", {"contacts": [{"phone": "12"}]}),
+    ]
+    for answer in answers:
+        (_, msg), *_ = _detail(answer)
+        assert msg == "'12' is not a valid phone number (include the country code, e.g. 2250707123456)", msg
 
 
 def test_oversized_custom_fields_are_422_naming_the_contact(tenant: Tenant) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +78,12 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_new_user_sends_the_readme_examples_with_dispatcher_up(up: dict[str, str]) -> None:
     banner = Path(up["log"]).read_text()
-    assert "export DISPATCHER_TOKEN=dsp_" in banner and up["api"] in banner
+    exported = re.search(r"export (DISPATCHER_API_TOKEN)=(dsp_\S+)", banner)
+    assert exported is not None and up["api"] in banner
+    # The variable the banner exports is the one the CLI reads (away from the saved token file).
+    away = {**up, exported[1]: exported[2], "DISPATCHER_STATE_DIR": str(Path(up["log"]).parent / "elsewhere")}
+    listed = cli(away, "campaigns", "list")
+    assert listed.returncode == 0, listed.stderr
 
     sms = cli(up, "campaigns", "send", "examples/campaign.json", "--watch")
     assert sms.returncode == 0, sms.stderr
@@ -86,6 +92,7 @@ def test_a_new_user_sends_the_readme_examples_with_dispatcher_up(up: dict[str, s
     whatsapp = cli(up, "campaigns", "send", "examples/whatsapp.json", "--watch")
     assert whatsapp.returncode == 0, whatsapp.stderr
     assert "campaign 2: SENT" in whatsapp.stdout
+    assert "None" not in whatsapp.stdout and "template " in whatsapp.stdout
 
     token = Path(up["DISPATCHER_STATE_DIR"], "token").read_text().strip()
     headers = {"Authorization": f"Bearer {token}"}

@@ -13,7 +13,7 @@ from beat_schedule import ticker
 from dispatcher import control, enqueue, views
 from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
-from dispatcher.db.models import Campaign, Contact, Message, Run, Sender
+from dispatcher.db.models import Campaign, Contact, Message, MessageStatus, Run, Sender
 from dispatcher.payloads import ScheduleDate
 from dispatcher.submission import submit
 
@@ -90,7 +90,7 @@ def list_messages(
     account: AccountDep,
     page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    status_: Annotated[str | None, Query(alias="status")] = None,
+    status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
 ) -> dict[str, Any]:
     """Every recipient's message: rendered body, status, attempts, provider id and error."""
     campaign = _own(session, account.id, campaign_id)
