@@ -28,6 +28,18 @@ class SenderCreate(_In):
     burst: int = Field(default=10, ge=1, le=100_000)
 
 
+class SenderUpdate(_In):
+    """Only the keys given change. `settings` are merged into the saved ones (null removes a key); the
+    channel and provider of a sender never change: add another sender instead."""
+
+    label: str | None = Field(default=None, min_length=1, max_length=100)
+    settings: dict[str, Any] | None = None
+    active: bool | None = None
+    default: bool | None = None
+    rate: float | None = Field(default=None, gt=0, le=10_000)
+    burst: int | None = Field(default=None, ge=1, le=100_000)
+
+
 class SenderPublic(BaseModel):
     id: str
     channel: str
@@ -57,6 +69,27 @@ class ContactCreate(_In):
             raise ValueError(str(exc)) from None
 
 
+class ContactUpdate(_In):
+    """Only the keys given change; null clears a name, and a field set to null is removed."""
+
+    phone: str | int | None = None
+    name: str | None = Field(default=None, max_length=200)
+    firstName: str | None = Field(default=None, max_length=100)
+    lastName: str | None = Field(default=None, max_length=100)
+    sex: Literal["M", "F"] | None = None
+    fields: Fields | None = Field(default=None, description="Merged into the saved fields; null removes one")
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | int | None) -> str | None:
+        if value is None:
+            raise ValueError("a contact keeps a phone: give a new number or leave phone out")
+        try:
+            return normalize(value)
+        except PhoneError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class ContactPublic(BaseModel):
     id: str
     phone: str
@@ -72,6 +105,10 @@ class ContactPublic(BaseModel):
 class GroupCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
+
+
+class GroupUpdate(_In):
+    name: str = Field(min_length=1, max_length=200)
 
 
 class GroupPublic(BaseModel):

@@ -16,6 +16,10 @@ GroupList = list[Group]
 Scalar = str | int | float | bool | None
 
 
+def _nothing(_: Any) -> None:
+    """An answer without a body (204)."""
+
+
 class SenderCalls:
     """Each sender call, described once."""
 
@@ -44,6 +48,21 @@ class SenderCalls:
             burst=burst,
         )
         return Call("POST", "/v1/senders", model(Sender), body=body)
+
+    @staticmethod
+    def update(
+        sender_id: str | int,
+        *,
+        label: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        default: bool | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+    ) -> Call[Sender]:
+        """Change what is given; `settings` are merged into the saved ones (a None value removes a key)."""
+        body = compact(label=label, settings=settings, active=active, default=default, rate=rate, burst=burst)
+        return Call("PATCH", path("v1", "senders", sender_id), model(Sender), body=body)
 
     @staticmethod
     def list() -> Call[SenderList]:
@@ -81,6 +100,28 @@ class ContactCalls:
     def get(contact_id: str | int) -> Call[Contact]:
         return Call("GET", path("v1", "contacts", contact_id), model(Contact))
 
+    @staticmethod
+    def update(
+        contact_id: str | int,
+        *,
+        phone: str | int | None = None,
+        name: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        sex: Literal["M", "F"] | None = None,
+        fields: Mapping[str, Scalar] | None = None,
+    ) -> Call[Contact]:
+        """Change what is given; `fields` are merged into the saved ones (a None value removes a field)."""
+        body = compact(phone=phone, name=name, firstName=first_name, lastName=last_name, sex=sex)
+        if fields is not None:
+            body["fields"] = dict(fields)  # kept whole: its None values remove fields
+        return Call("PATCH", path("v1", "contacts", contact_id), model(Contact), body=body)
+
+    @staticmethod
+    def delete(contact_id: str | int) -> Call[None]:
+        """Delete the contact (messages already queued or sent stay in their campaigns)."""
+        return Call("DELETE", path("v1", "contacts", contact_id), _nothing)
+
 
 class GroupCalls:
     """Each group call, described once."""
@@ -99,6 +140,20 @@ class GroupCalls:
     @staticmethod
     def get(group_id: str | int) -> Call[Group]:
         return Call("GET", path("v1", "groups", group_id), model(Group))
+
+    @staticmethod
+    def rename(group_id: str | int, name: str) -> Call[Group]:
+        return Call("PATCH", path("v1", "groups", group_id), model(Group), body={"name": name})
+
+    @staticmethod
+    def delete(group_id: str | int) -> Call[None]:
+        """Delete the group; its contacts stay."""
+        return Call("DELETE", path("v1", "groups", group_id), _nothing)
+
+    @staticmethod
+    def remove_contact(group_id: str | int, contact_id: str | int) -> Call[None]:
+        """Take a contact out of the group (NotFound if it was not a member)."""
+        return Call("DELETE", path("v1", "groups", group_id, "contacts", contact_id), _nothing)
 
     @staticmethod
     def add_contacts(
@@ -127,6 +182,7 @@ class Senders(SyncResource):
     create = sync_call(SenderCalls.create)
     list = sync_call(SenderCalls.list)
     get = sync_call(SenderCalls.get)
+    update = sync_call(SenderCalls.update)
 
 
 class AsyncSenders(AsyncResource):
@@ -135,6 +191,7 @@ class AsyncSenders(AsyncResource):
     create = async_call(SenderCalls.create)
     list = async_call(SenderCalls.list)
     get = async_call(SenderCalls.get)
+    update = async_call(SenderCalls.update)
 
 
 class Contacts(SyncResource):
@@ -143,6 +200,8 @@ class Contacts(SyncResource):
     create = sync_call(ContactCalls.create)
     list = sync_call(ContactCalls.list)
     get = sync_call(ContactCalls.get)
+    update = sync_call(ContactCalls.update)
+    delete = sync_call(ContactCalls.delete)
 
 
 class AsyncContacts(AsyncResource):
@@ -151,6 +210,8 @@ class AsyncContacts(AsyncResource):
     create = async_call(ContactCalls.create)
     list = async_call(ContactCalls.list)
     get = async_call(ContactCalls.get)
+    update = async_call(ContactCalls.update)
+    delete = async_call(ContactCalls.delete)
 
 
 class Groups(SyncResource):
@@ -159,6 +220,9 @@ class Groups(SyncResource):
     create = sync_call(GroupCalls.create)
     list = sync_call(GroupCalls.list)
     get = sync_call(GroupCalls.get)
+    rename = sync_call(GroupCalls.rename)
+    delete = sync_call(GroupCalls.delete)
+    remove_contact = sync_call(GroupCalls.remove_contact)
     add_contacts = sync_call(GroupCalls.add_contacts)
     contacts = sync_call(GroupCalls.contacts)
 
@@ -169,5 +233,8 @@ class AsyncGroups(AsyncResource):
     create = async_call(GroupCalls.create)
     list = async_call(GroupCalls.list)
     get = async_call(GroupCalls.get)
+    rename = async_call(GroupCalls.rename)
+    delete = async_call(GroupCalls.delete)
+    remove_contact = async_call(GroupCalls.remove_contact)
     add_contacts = async_call(GroupCalls.add_contacts)
     contacts = async_call(GroupCalls.contacts)

@@ -31,6 +31,12 @@ class Tenant:
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.get(path, headers={"Authorization": f"Bearer {self.token}"}, **kw)
 
+    def patch(self, path: str, json: Any) -> httpx.Response:
+        return self.client.patch(path, json=json, headers={"Authorization": f"Bearer {self.token}"})
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.client.delete(path, headers={"Authorization": f"Bearer {self.token}"})
+
     def wait_final(self, campaign_id: str, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -327,6 +327,32 @@ def test_senders_contacts_groups_and_templates_requests() -> None:
     ]
 
 
+def test_update_and_delete_requests() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        item = {"id": "1", "name": "n", "label": "l", "phone": "+2250700000001", "size": 2}
+        return httpx.Response(200, json=item)
+
+    rec = Recorder(handler)
+    with rec.client() as client:
+        assert client.senders.update("1", rate=5.0, active=False, settings={"from": None}).label == "l"
+        assert client.contacts.update(1, name="Awa", fields={"ville": None, "code": "X"}).phone
+        assert client.contacts.delete("1") is None
+        assert client.groups.rename("1", "VIP").name == "n"
+        assert client.groups.delete("1") is None
+        assert client.groups.remove_contact("1", 2) is None
+    sent = [(r.method, r.url.path, json.loads(r.content) if r.content else None) for r in rec.requests]
+    assert sent == [
+        ("PATCH", "/v1/senders/1", {"settings": {"from": None}, "active": False, "rate": 5.0}),
+        ("PATCH", "/v1/contacts/1", {"name": "Awa", "fields": {"ville": None, "code": "X"}}),
+        ("DELETE", "/v1/contacts/1", None),
+        ("PATCH", "/v1/groups/1", {"name": "VIP"}),
+        ("DELETE", "/v1/groups/1", None),
+        ("DELETE", "/v1/groups/1/contacts/2", None),
+    ]
+
+
 # --- answers --------------------------------------------------------------------------------------------
 
 

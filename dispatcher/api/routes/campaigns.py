@@ -95,8 +95,9 @@ def list_messages(
     """Every recipient's message: rendered body, status, attempts, provider id and error."""
     campaign = _own(session, account.id, campaign_id)
     query = (
+        # An outer join: a deleted contact's messages stay in the campaign's history.
         select(Message, Contact)
-        .join(Contact, Contact.id == Message.contact_id)
+        .outerjoin(Contact, Contact.id == Message.contact_id)
         .where(Message.campaign_id == campaign.id)
     )
     if status_:
@@ -108,7 +109,7 @@ def list_messages(
             "runId": str(m.run_id),
             "contactId": str(m.contact_id),
             "phone": m.phone,
-            "name": c.name,
+            "name": c.name if c is not None else None,
             "body": m.body,
             "encoding": m.encoding,
             "segments": m.segments,

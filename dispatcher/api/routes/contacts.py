@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as store
 from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
-from dispatcher.db.models import Contact, Group, GroupMember
-from dispatcher.errors import Collector, SpecError
-from dispatcher.schemas import ContactCreate, GroupCreate, GroupMembersAdd, GroupPublic
+from dispatcher.db.models import Contact, Group, GroupMember, utcnow
+from dispatcher.errors import Collector, Conflict, NotFound, SpecError
+from dispatcher.inputs import fields_problem
+from dispatcher.schemas import ContactCreate, ContactUpdate, GroupCreate, GroupMembersAdd, GroupPublic, GroupUpdate
 from dispatcher.views import contact_view
 
 contacts_router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
@@ -66,6 +68,39 @@ def get_contact(contact_id: str, session: SessionDep, account: AccountDep) -> di
     return contact_view(_own_contact(session, account.id, contact_id))
 
 
+@contacts_router.patch("/{contact_id}", responses=ERRORS)
+def update_contact(contact_id: str, body: ContactUpdate, session: SessionDep, account: AccountDep) -> dict[str, Any]:
+    """Change the keys given: null clears a name; `fields` are merged, a field set to null is removed."""
+    contact = _own_contact(session, account.id, contact_id)
+    given = body.model_fields_set
+    for key, attr in (("phone", "phone"), ("name", "name"), ("firstName", "first_name"), ("lastName", "last_name")):
+        if key in given:
+            setattr(contact, attr, getattr(body, key))
+    if "sex" in given:
+        contact.sex = body.sex
+    if body.fields is not None:
+        merged = {k: v for k, v in {**(contact.fields or {}), **body.fields}.items() if v is not None}
+        problem = fields_problem(merged)
+        if problem is not None:
+            raise SpecError.single(("fields",), problem)
+        contact.fields = merged
+    contact.updated_at = utcnow()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"another contact of this account has the phone {body.phone}") from None
+    return contact_view(contact)
+
+
+@contacts_router.delete("/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+def delete_contact(contact_id: str, session: SessionDep, account: AccountDep) -> None:
+    """Delete the contact, its group memberships and its place in campaigns' audiences (later runs skip
+    it). Messages already sent or queued stay in their campaigns' history; cancel a campaign to stop them."""
+    session.delete(_own_contact(session, account.id, contact_id))
+    session.commit()
+
+
 def _own_contact(session: Session, account_id: int, contact_id: str) -> Contact:
     return owned(session, Contact, account_id, contact_id, "contact")
 
@@ -90,8 +125,7 @@ def _member_ids(session: Session, account_id: int, raw_ids: list[str | int], err
 
 @groups_router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_group(body: GroupCreate, session: SessionDep, account: AccountDep) -> GroupPublic:
-    if session.scalar(select(Group.id).where(Group.account_id == account.id, Group.name == body.name)):
-        raise SpecError.single(("name",), f"a group named {body.name!r} already exists")
+    _name_is_free(session, account.id, body.name)
     errors = Collector()
     ids = _member_ids(session, account.id, body.contactIds, errors)
     errors.raise_if_any()
@@ -114,6 +148,41 @@ def list_groups(session: SessionDep, account: AccountDep) -> dict[str, Any]:
 @groups_router.get("/{group_id}", responses=ERRORS)
 def get_group(group_id: str, session: SessionDep, account: AccountDep) -> GroupPublic:
     return _group_public(session, _own_group(session, account.id, group_id))
+
+
+@groups_router.patch("/{group_id}", responses=ERRORS)
+def rename_group(group_id: str, body: GroupUpdate, session: SessionDep, account: AccountDep) -> GroupPublic:
+    group = _own_group(session, account.id, group_id)
+    if body.name != group.name:
+        _name_is_free(session, account.id, body.name)
+        group.name = body.name
+        session.commit()
+    return _group_public(session, group)
+
+
+@groups_router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+def delete_group(group_id: str, session: SessionDep, account: AccountDep) -> None:
+    """Delete the group (its contacts stay); a recurring campaign sending to it finds no one there."""
+    session.delete(_own_group(session, account.id, group_id))
+    session.commit()
+
+
+@groups_router.delete("/{group_id}/contacts/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+def remove_group_contact(group_id: str, contact_id: str, session: SessionDep, account: AccountDep) -> None:
+    """Take the contact out of the group (the contact stays)."""
+    group = _own_group(session, account.id, group_id)
+    contact = _own_contact(session, account.id, contact_id)
+    removed = session.execute(
+        delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.contact_id == contact.id)
+    )
+    if not removed.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("member", f"{contact_id} of group {group_id}")
+    session.commit()
+
+
+def _name_is_free(session: Session, account_id: int, name: str) -> None:
+    if session.scalar(select(Group.id).where(Group.account_id == account_id, Group.name == name)):
+        raise SpecError.single(("name",), f"a group named {name!r} already exists")
 
 
 @groups_router.post("/{group_id}/contacts", responses=ERRORS)

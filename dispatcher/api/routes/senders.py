@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dispatcher import senders
 from dispatcher.api.deps import AccountDep, SessionDep, SettingsDep, owned
@@ -13,7 +14,7 @@ from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Sender
 from dispatcher.errors import SpecError
 from dispatcher.inputs import provider_url_problem
-from dispatcher.schemas import SenderCreate, SenderPublic
+from dispatcher.schemas import SenderCreate, SenderPublic, SenderUpdate
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
 
@@ -43,26 +44,33 @@ def public(sender: Sender) -> SenderPublic:
     )
 
 
+def _check_settings(provider: str, settings: dict[str, Any], *, allow_private: bool) -> None:
+    """The provider's required settings are there and its base_url may be called (422 otherwise)."""
+    missing = [k for k in REQUIRED_SETTINGS[provider] if not settings.get(k)]
+    if provider == "twilio" and not (settings.get("messaging_service_sid") or settings.get("from")):
+        missing.append("from")
+    if missing:
+        raise SpecError.single(("settings",), f"{provider} needs settings: {', '.join(missing)}", "missing")
+    base_url = settings.get("base_url")
+    problem = provider_url_problem(base_url, allow_private=allow_private)
+    if base_url is not None and problem is not None:
+        raise SpecError.single(("settings", "base_url"), problem)
+
+
+def _label_is_free(session: Session, account_id: int, channel: str, label: str) -> None:
+    if session.scalar(
+        select(Sender.id).where(Sender.account_id == account_id, Sender.channel == channel, Sender.label == label)
+    ):
+        raise SpecError.single(("label",), f"a {channel} sender labelled {label!r} already exists")
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep, config: SettingsDep) -> SenderPublic:
     """Add a sender. The first active sender of a channel becomes the account's default for it."""
     if (body.provider == "whatsapp_cloud") != (body.channel == "whatsapp") and body.provider != "sandbox":
         raise SpecError.single(("provider",), f"provider {body.provider} does not send {body.channel}")
-    missing = [k for k in REQUIRED_SETTINGS[body.provider] if not body.settings.get(k)]
-    if body.provider == "twilio" and not (body.settings.get("messaging_service_sid") or body.settings.get("from")):
-        missing.append("from")
-    if missing:
-        raise SpecError.single(("settings",), f"{body.provider} needs settings: {', '.join(missing)}", "missing")
-    base_url = body.settings.get("base_url")
-    problem = provider_url_problem(base_url, allow_private=config.allow_private_provider_urls)
-    if base_url is not None and problem is not None:
-        raise SpecError.single(("settings", "base_url"), problem)
-    if session.scalar(
-        select(Sender.id).where(
-            Sender.account_id == account.id, Sender.channel == body.channel, Sender.label == body.label
-        )
-    ):
-        raise SpecError.single(("label",), f"a {body.channel} sender labelled {body.label!r} already exists")
+    _check_settings(body.provider, body.settings, allow_private=config.allow_private_provider_urls)
+    _label_is_free(session, account.id, body.channel, body.label)
     sender = Sender(
         account_id=account.id,
         channel=body.channel,
@@ -77,6 +85,33 @@ def create_sender(body: SenderCreate, session: SessionDep, account: AccountDep, 
     session.flush()
     if body.default or (body.active and senders.default_sender(session, account.id, body.channel) is None):
         senders.make_default(session, sender)
+    session.commit()
+    return public(sender)
+
+
+@router.patch("/{sender_id}", responses=ERRORS)
+def update_sender(
+    sender_id: str, body: SenderUpdate, session: SessionDep, account: AccountDep, config: SettingsDep
+) -> SenderPublic:
+    """Change the keys given. `settings` are merged (null removes a key) and checked as at creation.
+    `"default": true` makes it the channel's default; `"active": false` stops it being used (a campaign
+    naming it falls back to the default). Workers pick up a new rate or settings within 30 seconds."""
+    sender = owned(session, Sender, account.id, sender_id, "sender")
+    if body.label is not None and body.label != sender.label:
+        _label_is_free(session, account.id, sender.channel, body.label)
+        sender.label = body.label
+    if body.settings is not None:
+        merged = {k: v for k, v in {**(sender.settings or {}), **body.settings}.items() if v is not None}
+        _check_settings(sender.provider, merged, allow_private=config.allow_private_provider_urls)
+        sender.settings = senders.with_sandbox_secrets(merged) if sender.provider == "sandbox" else merged
+    for key in ("active", "rate", "burst"):
+        value = getattr(body, key)
+        if value is not None:
+            setattr(sender, key, value)
+    if body.default is True:
+        senders.make_default(session, sender)
+    elif body.default is False:
+        sender.is_default = False
     session.commit()
     return public(sender)
 
