@@ -1,7 +1,7 @@
 """Refuses, before any route runs, JSON bodies and query strings holding values we cannot store.
 
-One place for every route: NaN, ±Infinity (or a number so large it becomes infinity) and NUL
-characters get a 422 naming the field, in the same shape as every other validation error, instead of
+One place for every route: NaN, ±Infinity (or a number so large it becomes infinity), NUL
+characters and bytes that are not UTF-8 get a 422 naming the field, in the same shape as every other validation error, instead of
 a 500 when PostgreSQL refuses the row. Provider webhooks are left alone: their signature covers the
 raw bytes and their route decides what to do with them.
 """
@@ -47,6 +47,11 @@ class BodyGuard:
 
 
 def body_problem(body: bytes) -> tuple[Loc, str] | None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # FastAPI would answer a bare 400 "error parsing the body", naming nothing.
+        return ("body",), f"must be JSON encoded in UTF-8 (invalid byte at position {exc.start})"
     if not _SUSPECT.search(body):
         return None
     try:

@@ -315,6 +315,16 @@ def test_dates_too_far_ahead_or_beyond_utc_are_422_naming_the_field(tenant: Tena
     tenant.post(f"/v1/campaigns/{campaign['id']}/cancel", {})
 
 
+def test_a_body_in_another_encoding_is_a_422_naming_the_body(tenant: Tenant) -> None:
+    raw = '{"contacts": [{"phone": "2250707123456"}], "text": "café"}'.encode("latin-1")
+    answer = tenant.client.post(
+        "/v1/campaigns",
+        content=raw,
+        headers={"Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json; charset=latin-1"},
+    )
+    assert _detail(answer) == [(("body",), "must be JSON encoded in UTF-8 (invalid byte at position 55)")]
+
+
 def test_a_bad_phone_reads_the_same_on_every_route(tenant: Tenant) -> None:
     group = tenant.post("/v1/groups", {"name": "phones"}).json()
     answers = [

@@ -156,6 +156,14 @@ def test_bodies_with_values_we_cannot_store_are_found(raw: bytes, loc: tuple[obj
     assert found is not None and found[0] == loc
 
 
+def test_a_body_that_is_not_utf8_is_named() -> None:
+    assert body_problem('{"text": "café"}'.encode("latin-1")) == (
+        ("body",),
+        "must be JSON encoded in UTF-8 (invalid byte at position 13)",
+    )
+    assert body_problem('{"text": "café"}'.encode()) is None
+
+
 def test_ordinary_and_invalid_bodies_pass_to_the_app() -> None:
     assert body_problem(b'{"text": "NaN is a word", "n": 1e10}') is None
     assert body_problem(b'{"broken": NaN') is None  # FastAPI reports invalid JSON itself
