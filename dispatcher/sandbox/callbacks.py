@@ -131,6 +131,8 @@ class CallbackSender:
 
     async def _auto(self, record: MessageRecord, config: SandboxConfig) -> None:
         for status in config.auto_statuses:
+            if status == "read" and record["provider"] == "twilio" and not record["to"].startswith("whatsapp:"):
+                continue  # an SMS has no read receipt: Twilio reports `read` only for WhatsApp
             await asyncio.sleep(AUTO_STATUS_GAP_SECONDS)
             try:
                 await self._post(self._status(record, status, config, None, None), config)

@@ -104,6 +104,8 @@ def test_a_new_user_sends_the_readme_examples_with_dispatcher_up(up: dict[str, s
             break
         time.sleep(0.2)
     assert (stats["sent"], stats["delivered"], stats["read"]) == (2, 2, 2)
+    sms_stats = httpx.get(f"{up['api']}/v1/campaigns/1", headers=headers).json()["stats"]
+    assert (sms_stats["delivered"], sms_stats["read"]) == (3, 0)  # an SMS is delivered, never read
     received = httpx.get(f"http://127.0.0.1:{up['DISPATCHER_SANDBOX_PORT']}/_sandbox/messages").json()
     assert received["count"] == 5
 

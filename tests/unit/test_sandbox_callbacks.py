@@ -367,8 +367,9 @@ def test_auto_statuses_arrive_in_order_for_both_providers(client: TestClient, re
     sid = send_sms(client, status_callback=twilio_url)
     wamid = send_wa(client)
 
-    sms = receiver.wait(twilio_url, 3)
-    assert [r.form()["MessageStatus"] for r in sms] == ["sent", "delivered", "read"]
+    sms = receiver.wait(twilio_url, 2)
+    # An SMS is never `read`: Twilio reports that only for WhatsApp.
+    assert [r.form()["MessageStatus"] for r in sms] == ["sent", "delivered"]
     assert all(r.headers["x-twilio-signature"] == twilio_signature(TOKEN, r.url, r.form()) for r in sms)
     whatsapp = receiver.wait(meta_url, 3)
     assert [value_of(r)["statuses"][0]["status"] for r in whatsapp] == ["sent", "delivered", "read"]
@@ -377,11 +378,10 @@ def test_auto_statuses_arrive_in_order_for_both_providers(client: TestClient, re
         assert_meta_signed(received)
 
     logged = client.get("/_sandbox/callbacks").json()
-    assert logged["count"] == 6
+    assert logged["count"] == 5
     assert [(c["message_id"], c["status"]) for c in logged["callbacks"] if c["kind"] == "twilio_status"] == [
         (sid, "sent"),
         (sid, "delivered"),
-        (sid, "read"),
     ]
     assert {(c["url"], c["status_code"]) for c in logged["callbacks"]} == {(twilio_url, 200), (meta_url, 200)}
 
