@@ -1,9 +1,9 @@
 """Refuses, before any route runs, JSON bodies and query strings holding values we cannot store.
 
 One place for every route: NaN, ±Infinity (or a number so large it becomes infinity), NUL
-characters and bytes that are not UTF-8 get a 422 naming the field, in the same shape as every other validation error, instead of
-a 500 when PostgreSQL refuses the row. Provider webhooks are left alone: their signature covers the
-raw bytes and their route decides what to do with them.
+characters and bytes that are not UTF-8 get a 422 naming the field, in the same shape as every other
+validation error, instead of a 500 when PostgreSQL refuses the row (or FastAPI's bare 400). Provider
+webhooks are left alone: their signature covers the raw bytes and their route decides what to do.
 """
 
 from __future__ import annotations
