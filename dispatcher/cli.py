@@ -75,6 +75,9 @@ def api(host: str | None, port: int | None, workers: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, queues: str, concurrency: int | None, pool: str, hostname: str | None) -> None:
     """Run a Celery worker (extra arguments go to `celery worker`)."""
+    if concurrency:
+        # The worker's pools (database, provider connections) are sized from the setting: keep them in step.
+        os.environ["DISPATCHER_WORKER_CONCURRENCY"] = str(concurrency)
     args = [
         "worker",
         "-Q",

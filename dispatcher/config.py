@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     @field_validator("provider_proxy")
     @classmethod
     def _proxy_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (a bad port raises only when read)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host, such as http://proxy.internal:3128")
         return value
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
-from dispatcher.inputs import ascii_digits
+from dispatcher.inputs import ascii_digits, fields_count_problem
 
 
 @dataclass(slots=True)
@@ -80,8 +80,16 @@ def ensure(session: Session, account_id: int, phones: Iterable[str]) -> tuple[di
     return found, created
 
 
-def apply(contact: Contact, given: ContactFields) -> None:
-    """Update only the fields that were given, so a campaign naming a phone does not erase a saved name."""
+def apply(contact: Contact, given: ContactFields) -> str | None:
+    """Update only the fields that were given, so a campaign naming a phone does not erase a saved name.
+
+    Returns a problem, changing nothing, when the custom fields merged with the saved ones would be too many.
+    """
+    saved = contact.fields or {}
+    if given.fields:
+        problem = fields_count_problem(len(saved), len({**saved, **given.fields}))
+        if problem is not None:
+            return problem
     changed = False
     for attr in ("name", "first_name", "last_name", "sex"):
         value = getattr(given, attr)
@@ -95,6 +103,7 @@ def apply(contact: Contact, given: ContactFields) -> None:
             changed = True
     if changed:
         contact.updated_at = utcnow()
+    return None
 
 
 def groups_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Group]:

@@ -29,7 +29,9 @@ class SpecError(Exception):
 
     @classmethod
     def from_pydantic(cls, exc: ValidationError) -> SpecError:
-        return cls([item(tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors(include_url=False)])
+        # Our validators' messages are written for users: without pydantic's "Value error, " prefix.
+        errors = exc.errors(include_url=False)
+        return cls([item(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), e["type"]) for e in errors])
 
 
 def item(loc: Loc, msg: str, type_: str = "value_error") -> dict[str, Any]:

@@ -23,7 +23,7 @@ MAX_YEARS_AHEAD = 10
 # bounded so one request cannot store megabytes per contact (a name, a city, an order number fit easily).
 MAX_FIELDS = 50
 MAX_FIELD_NAME = 64
-MAX_FIELD_VALUE = 1000
+MAX_FIELD_VALUE = 1024  # as long as a WhatsApp template parameter may be
 # What `@name` in a text can refer to (digits alone for WhatsApp's {{1}} data).
 FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -57,9 +57,17 @@ def fields_problem(fields: dict[str, Any]) -> str | None:
         if len(name) > MAX_FIELD_NAME:
             return f"field name {name[:20]!r}... is longer than {MAX_FIELD_NAME} characters"
         if not FIELD_NAME.fullmatch(name):
-            return f"field name {name!r} may use only letters, digits and _ (a text names it as @{name})"
+            return f"field name {name!r} may use only letters, digits and _ (texts name fields as @name)"
         if isinstance(value, str) and len(value) > MAX_FIELD_VALUE:
             return f"field {name!r} is longer than {MAX_FIELD_VALUE} characters"
+    return None
+
+
+def fields_count_problem(saved: int, merged: int) -> str | None:
+    """Why merging fields into a contact's saved ones is refused: only a change that grows a contact past
+    the limit (one saved before the limit existed can still be edited and emptied)."""
+    if merged > MAX_FIELDS and merged > saved:
+        return f"would leave the contact with {merged} custom fields; at most {MAX_FIELDS} are allowed"
     return None
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from dispatcher.errors import Loc, SpecError
-from dispatcher.inputs import date_problem, fields_problem
+from dispatcher.inputs import FIELD_NAME, date_problem, fields_problem
 
 Scalar = str | int | float | bool | None
 
@@ -78,7 +78,8 @@ class SmsContactIn(BaseModel):
         return self
 
     def custom_fields(self) -> dict[str, Scalar]:
-        extra = {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, Scalar)}
+        # Extra keys no text can name (`"Code postal"`, `"e-mail"`: a spreadsheet's headers) are left out.
+        extra = {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, Scalar) and FIELD_NAME.fullmatch(k)}
         return {**extra, **self.fields}
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dispatcher.payloads import Fields
+from dispatcher.payloads import Fields, Scalar
 from dispatcher.phones import PhoneError, normalize
 
 
@@ -77,7 +77,8 @@ class ContactUpdate(_In):
     firstName: str | None = Field(default=None, max_length=100)
     lastName: str | None = Field(default=None, max_length=100)
     sex: Literal["M", "F"] | None = None
-    fields: Fields | None = Field(default=None, description="Merged into the saved fields; null removes one")
+    # Checked by the route against the saved fields: a removal (null) is always allowed.
+    fields: dict[str, Scalar] | None = Field(default=None, description="Merged into the saved fields; null removes one")
 
     @field_validator("phone")
     @classmethod

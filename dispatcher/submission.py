@@ -204,7 +204,10 @@ def _resolve_recipients(
             continue  # its phone was invalid: already reported
         if errors.errors:
             continue  # keep collecting errors, but change nothing once the submission is doomed
-        contact_store.apply(contact, given)
+        problem = contact_store.apply(contact, given)
+        if problem is not None:
+            errors.add((*r.loc, "fields"), problem, "fields")
+            continue
         if contact.id not in seen:
             seen.add(contact.id)
             out.append((contact, r.loc))

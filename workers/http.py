@@ -30,9 +30,9 @@ def build_client(settings: Settings) -> httpx.Client:
         max_connections=size * 2, max_keepalive_connections=size * 2, keepalive_expiry=KEEPALIVE_EXPIRY
     )
     proxy = settings.provider_proxy or None
-    transport = httpx.HTTPTransport(limits=limits, proxy=proxy)
-    if not settings.allow_private_provider_urls:
-        transport = egress.guard(transport, trusted_urls=[settings.sandbox_url, *([proxy] if proxy else [])])
+    transport = _guarded(settings, httpx.HTTPTransport(limits=limits, proxy=proxy), trusted=proxy)
+    # The operator's sandbox is on our side of any proxy: reached directly.
+    direct = {settings.sandbox_url: _guarded(settings, httpx.HTTPTransport(limits=limits))} if proxy else None
     return httpx.Client(
         timeout=httpx.Timeout(
             connect=settings.provider_connect_timeout,
@@ -41,8 +41,15 @@ def build_client(settings: Settings) -> httpx.Client:
             pool=5.0,
         ),
         transport=transport,
+        mounts=direct,
         headers={"User-Agent": "campaign-dispatcher/0.1"},
     )
+
+
+def _guarded(settings: Settings, transport: httpx.HTTPTransport, trusted: str | None = None) -> httpx.HTTPTransport:
+    if settings.allow_private_provider_urls:
+        return transport
+    return egress.guard(transport, trusted_urls=[settings.sandbox_url, *([trusted] if trusted else [])])
 
 
 def get_client() -> httpx.Client:

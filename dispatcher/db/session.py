@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,16 +34,21 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         # No ping per checkout either (a round trip per message): its users run a statement again on a
         # fresh connection when the pooled one turns out dead (`workers.message_writes`).
         options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=False)
-        # Each worker thread keeps one connection across its sends (`workers.sending.thread_connection`),
-        # so a pool smaller than the concurrency would make granted sends wait for a connection.
+        # Each worker thread keeps one connection across its sends (`workers.sending.thread_connection`)
+        # and never returns it, so the pool must never make a thread wait: sized to the concurrency setting,
+        # and without an overflow limit for a worker started with more threads (`celery worker -c 64`).
         pool_size = max(pool_size, get_settings().worker_concurrency)
+        options["max_overflow"] = -1
     if url.startswith("sqlite"):
         options.pop("pool_pre_ping")
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, pool_size=pool_size, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, **options)
+    return create_engine(url, pool_size=pool_size, **{"max_overflow": 20, **options})
+
+
+_ENGINES_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +60,9 @@ def _engine_for(url: str, pid: int, autocommit: bool) -> Engine:
 def get_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
     """The process's engine for `url`. `autocommit=True` is a separate engine (its own pool) whose every
     statement commits on its own: for single conditional UPDATEs that need no BEGIN/COMMIT round trips."""
-    return _engine_for(url or get_settings().database_url, os.getpid(), autocommit)
+    # Locked: worker threads asking at once would each build an engine (and a pool) before one is cached.
+    with _ENGINES_LOCK:
+        return _engine_for(url or get_settings().database_url, os.getpid(), autocommit)
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

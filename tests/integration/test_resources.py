@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.integration.conftest import Tenant, ci_phone
+from tests.support.processes import Stack
 
 
 def _loc(response: httpx.Response) -> tuple[object, ...]:
@@ -30,6 +31,8 @@ def test_a_contact_changes_only_what_is_given(tenant: Tenant) -> None:
     assert _loc(tenant.patch(path, {"fields": {f"f{i}": i for i in range(50)}})) == ("body", "fields")
     assert _loc(tenant.patch(path, {"nickname": "x"})) == ("body", "nickname")
     assert tenant.get(path).json()["fields"] == {"code": "X"}  # nothing of the refused changes stayed
+    assert _loc(tenant.patch(path, {"fields": {"e-mail": "x"}})) == ("body", "fields")
+    assert _loc(tenant.patch(path, {"fields": {"code": "x" * 1025}})) == ("body", "fields")
     assert tenant.patch("/v1/contacts/999999", {"name": "x"}).status_code == 404
 
 
@@ -106,3 +109,17 @@ def test_a_providers_required_settings_cannot_be_removed(tenant: Tenant) -> None
     path = f"/v1/senders/{made['id']}"
     assert _loc(tenant.patch(path, {"settings": {"auth_token": None}})) == ("body", "settings")
     assert tenant.patch(path, {"settings": {"auth_token": "new"}}).status_code == 200
+
+
+def test_fields_saved_before_the_limits_can_still_be_removed(stack: Stack, tenant: Tenant) -> None:
+    from dispatcher.db.models import Contact
+    from dispatcher.db.session import session_scope
+
+    made = tenant.post("/v1/contacts", {"phone": ci_phone(84_000)}).json()
+    with session_scope(stack.db_url) as session:  # as an older version stored them
+        session.get_one(Contact, int(made["id"])).fields = {"e-mail": "a@b.ci", **{f"f{i}": i for i in range(60)}}
+    path = f"/v1/contacts/{made['id']}"
+    trimmed = tenant.patch(path, {"fields": {"e-mail": None, "f0": None, "f1": "one"}})
+    assert trimmed.status_code == 200, trimmed.text
+    assert len(trimmed.json()["fields"]) == 59 and "e-mail" not in trimmed.json()["fields"]
+    assert _loc(tenant.patch(path, {"fields": {"new": 1}})) == ("body", "fields")  # 60 would not shrink

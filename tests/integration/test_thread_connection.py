@@ -45,3 +45,24 @@ def test_a_connection_the_server_killed_is_reconnected_by_the_next_write(db_url:
     assert writes.claim(thread_connection(db_url), 0, LEASE) is None
     again = thread_connection(db_url)
     assert again.execute(text("SELECT pg_backend_pid()")).scalar_one() != backend
+
+
+def test_more_threads_than_the_pool_never_wait_for_a_connection(db_url: str) -> None:
+    """`celery worker -c 40` with the concurrency setting at its default: every thread keeps its own."""
+    threads, barrier = 40, threading.Barrier(40, timeout=60)
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            writes.claim(thread_connection(db_url), 0, LEASE)
+            barrier.wait()  # all 40 hold their connection at once
+        except BaseException as exc:  # noqa: BLE001 (collected for the assertion)
+            failures.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=send) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=90)
+    assert failures == []

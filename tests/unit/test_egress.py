@@ -15,7 +15,7 @@ import pytest
 from dispatcher.config import Settings
 from workers import egress
 from workers.http import build_client
-from workers.providers.base import Outbound, Permanent
+from workers.providers.base import Outbound, Permanent, Transient
 from workers.providers.twilio import TwilioSms
 
 
@@ -145,7 +145,37 @@ def test_through_the_operators_proxy_workers_connect_only_to_the_proxy(local_pro
             TwilioSms(direct, twilio).send(Outbound(1, "+2250707123456", "hi"))
 
 
-@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "proxy.internal:3128", "http://"])
+def test_with_a_proxy_the_operators_sandbox_is_still_reached_directly(local_provider: int, forward_proxy: int) -> None:
+    proxy = f"http://127.0.0.1:{forward_proxy}"
+    settings = Settings(provider_proxy=proxy, allow_private_provider_urls=False, sandbox_port=local_provider)
+    sandbox = {"account_sid": "AC1", "auth_token": "t", "from": "X", "base_url": f"http://127.0.0.1:{local_provider}"}
+    with build_client(settings) as client:
+        assert TwilioSms(client, sandbox).send(Outbound(1, "+2250707123456", "hi")).provider_message_id == "SM1"
+    assert _Forward.seen == []
+
+
+class _Refuses(BaseHTTPRequestHandler):
+    """A proxy that refuses every tunnel, as one does when its upstream is down or the host is denied."""
+
+    def do_CONNECT(self) -> None:  # noqa: N802
+        self.send_response(502)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_a_tunnel_the_proxy_refuses_is_a_transient_error_not_an_unknown_outcome() -> None:
+    for port in _serve(_Refuses):
+        settings = Settings(provider_proxy=f"http://127.0.0.1:{port}", allow_private_provider_urls=False)
+        twilio = {"account_sid": "AC1", "auth_token": "t", "from": "X", "base_url": "https://api.twilio.example"}
+        with build_client(settings) as client, pytest.raises(Transient) as refused:
+            TwilioSms(client, twilio).send(Outbound(1, "+2250707123456", "hi"))
+        assert refused.value.code == "proxy" and "502" in refused.value.text
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "proxy.internal:3128", "http://", "http://proxy:abc"])
 def test_a_proxy_that_is_not_an_http_url_is_a_settings_error(proxy: str) -> None:
     with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
         Settings(provider_proxy=proxy)

@@ -133,4 +133,8 @@ def transport_error(exc: httpx.TransportError) -> ProviderError:
         exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.WriteError | httpx.WriteTimeout
     ):
         return Transient(f"{type(exc).__name__}: {exc}", "network")
+    if isinstance(exc, httpx.ProxyError):
+        # The operator's proxy refused to open the tunnel (down, denied, bad credentials): nothing reached
+        # the provider. Retried with backoff; the error budget pauses a campaign if it lasts.
+        return Transient(f"ProxyError: {exc}", "proxy")
     return Ambiguous(f"{type(exc).__name__}: {exc}", "network")

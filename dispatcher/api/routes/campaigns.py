@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,13 @@ from dispatcher.submission import submit
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 StatusFilter = Literal["ALL", "PENDING", "SENT", "FAILED", "PAUSED", "CANCELLED"]
+
+
+def _any_case(value: object) -> object:
+    """A message status filter in any case (`failed`, `FAILED`); empty means none."""
+    if isinstance(value, str):
+        return value.strip().lower() or None
+    return value
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS, openapi_extra=CAMPAIGN_BODY)
@@ -90,7 +97,7 @@ def list_messages(
     account: AccountDep,
     page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
+    status_: Annotated[MessageStatus | None, BeforeValidator(_any_case), Query(alias="status")] = None,
 ) -> dict[str, Any]:
     """Every recipient's message: rendered body, status, attempts, provider id and error."""
     campaign = _own(session, account.id, campaign_id)

@@ -14,7 +14,7 @@ from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
 from dispatcher.errors import Collector, Conflict, NotFound, SpecError
-from dispatcher.inputs import fields_problem
+from dispatcher.inputs import fields_count_problem, fields_problem
 from dispatcher.schemas import ContactCreate, ContactUpdate, GroupCreate, GroupMembersAdd, GroupPublic, GroupUpdate
 from dispatcher.views import contact_view
 
@@ -33,7 +33,9 @@ def upsert(session: Session, account_id: int, body: ContactCreate) -> tuple[Cont
     """
     phone = str(body.phone)
     found, created = store.ensure(session, account_id, [phone])
-    store.apply(found[phone], _fields(body))
+    problem = store.apply(found[phone], _fields(body))
+    if problem is not None:
+        raise SpecError.single(("fields",), problem)
     return found[phone], phone in created
 
 
@@ -79,8 +81,11 @@ def update_contact(contact_id: str, body: ContactUpdate, session: SessionDep, ac
     if "sex" in given:
         contact.sex = body.sex
     if body.fields is not None:
-        merged = {k: v for k, v in {**(contact.fields or {}), **body.fields}.items() if v is not None}
-        problem = fields_problem(merged)
+        saved = contact.fields or {}
+        merged = {k: v for k, v in {**saved, **body.fields}.items() if v is not None}
+        # Only what the change adds is checked: a field saved before the limits can still be removed.
+        added = {k: v for k, v in body.fields.items() if v is not None}
+        problem = fields_problem(added) or fields_count_problem(len(saved), len(merged))
         if problem is not None:
             raise SpecError.single(("fields",), problem)
         contact.fields = merged
@@ -196,9 +201,11 @@ def add_group_contacts(
     errors.raise_if_any()
     # One insert-or-read for every phone, not a round trip per contact.
     found, _ = store.ensure(session, account.id, [str(c.phone) for c in body.contacts])
-    for contact_in in body.contacts:
+    for index, contact_in in enumerate(body.contacts):
         contact = found[str(contact_in.phone)]
-        store.apply(contact, _fields(contact_in))
+        problem = store.apply(contact, _fields(contact_in))
+        if problem is not None:
+            raise SpecError.single(("contacts", index, "fields"), problem)
         ids.append(contact.id)
     added = store.add_members(session, group.id, ids)
     session.commit()
