@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import redis
 import structlog
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher import stats
@@ -52,6 +53,11 @@ RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Bounded: (page - 1) * limit is an OFFSET, and a huge one overflows PostgreSQL's bigint (a 500).
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+
+
+def total_of(session: Session, query: Select[Any, *tuple[Any, ...]]) -> int:
+    """How many rows `query` selects in all (a list's `total`, beside the page it returns)."""
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 class Owned(Protocol):

@@ -24,7 +24,7 @@ ItemT = TypeVar("ItemT")
 
 
 class Page(Model, Generic[ItemT]):
-    """One page of a list. `total` is None where the route does not count (messages, group members)."""
+    """One page of a list and `total`, the number of items in all pages (None from an older server)."""
 
     data: list[ItemT] = Field(default_factory=list)
     page: int = 1
@@ -149,7 +149,7 @@ class Message(Model):
 
 
 class MessagePage(Page[Message]):
-    """A page of a campaign's messages (`client.campaigns.messages`); `total` is not given by the server."""
+    """A page of a campaign's messages (`client.campaigns.messages`)."""
 
 
 class ContactPage(Page[Contact]):

@@ -171,7 +171,7 @@ class GroupCalls:
 
     @staticmethod
     def contacts(group_id: str | int, *, page: int | None = None, limit: int | None = None) -> Call[ContactPage]:
-        """A page of the group's members (server defaults: page 1, limit 50; no `total`)."""
+        """A page of the group's members (server defaults: page 1, limit 50)."""
         params = query(page=page, limit=limit)
         return Call("GET", path("v1", "groups", group_id, "contacts"), model(ContactPage), params=params)
 

@@ -190,6 +190,7 @@ def test_list_pages_and_filters_by_status(tenant: Tenant, sandbox_box: httpx.Cli
     assert tenant.get(messages, params={"status": "sent"}).json()["data"] == []
     assert len(tenant.get(messages, params={"status": "FAILED"}).json()["data"]) == 1
     assert len(tenant.get(messages, params={"status": ""}).json()["data"]) == 1
+    assert tenant.get(messages, params={"status": "failed", "limit": 1, "page": 2}).json()["total"] == 1
     assert _detail(tenant.get(messages, params={"status": "xx"}))[0][0] == ("query", "status")
 
 

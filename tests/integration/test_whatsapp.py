@@ -340,8 +340,9 @@ def test_the_subscription_handshake_echoes_the_challenge(stack: Stack, whatsapp:
 
 
 def conversation(tenant: Tenant, phone: str) -> dict:
-    found = tenant.get("/v1/conversations", params={"phone": phone}).json()["data"]
-    assert len(found) == 1, found
+    page = tenant.get("/v1/conversations", params={"phone": phone}).json()
+    found = page["data"]
+    assert len(found) == 1 and page["total"] == 1, page
     return found[0]
 
 

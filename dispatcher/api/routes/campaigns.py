@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
 from dispatcher import control, enqueue, views
-from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned
+from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned, total_of
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
 from dispatcher.db.models import Campaign, Contact, Message, MessageStatus, Run, Sender
 from dispatcher.payloads import ScheduleDate
@@ -65,7 +65,7 @@ def list_campaigns(
     query = select(Campaign).where(Campaign.account_id == account.id)
     if status_ != "ALL":
         query = query.where(Campaign.status == status_)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = total_of(session, query)
     campaigns = session.scalars(query.order_by(Campaign.id.desc()).offset((page - 1) * limit).limit(limit)).all()
     runs = session.scalars(select(Run).where(Run.campaign_id.in_([c.id for c in campaigns]))).all()
     counts = views.run_counts(session, r, runs)
@@ -129,7 +129,7 @@ def list_messages(
         }
         for m, c in rows
     ]
-    return {"data": data, "page": page, "limit": limit}
+    return {"data": data, "page": page, "limit": limit, "total": total_of(session, query)}
 
 
 class RescheduleIn(BaseModel):

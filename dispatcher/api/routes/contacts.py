@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as store
-from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned
+from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned, total_of
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
 from dispatcher.errors import Collector, Conflict, NotFound, SpecError
@@ -60,7 +60,7 @@ def list_contacts(
     query = select(Contact).where(Contact.account_id == account.id)
     if phone:
         query = query.where(Contact.phone == ("+" + phone.lstrip("+ ")))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = total_of(session, query)
     rows = session.scalars(query.order_by(Contact.id).offset((page - 1) * limit).limit(limit)).all()
     return {"data": [contact_view(c) for c in rows], "page": page, "limit": limit, "total": total}
 
@@ -221,12 +221,9 @@ def list_group_contacts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     group = _own_group(session, account.id, group_id)
-    rows = session.scalars(
-        select(Contact)
-        .join(GroupMember, GroupMember.contact_id == Contact.id)
-        .where(GroupMember.group_id == group.id)
-        .order_by(Contact.id)
-        .offset((page - 1) * limit)
-        .limit(limit)
-    ).all()
-    return {"data": [contact_view(c) for c in rows], "page": page, "limit": limit}
+    query = (
+        select(Contact).join(GroupMember, GroupMember.contact_id == Contact.id).where(GroupMember.group_id == group.id)
+    )
+    rows = session.scalars(query.order_by(Contact.id).offset((page - 1) * limit).limit(limit)).all()
+    data = [contact_view(c) for c in rows]
+    return {"data": data, "page": page, "limit": limit, "total": total_of(session, query)}

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import String, cast, select
 
-from dispatcher.api.deps import AccountDep, PageNumber, SessionDep
+from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, total_of
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Conversation
 from dispatcher.views import iso
@@ -52,4 +52,4 @@ def list_conversations(
         }
         for c, contact in rows
     ]
-    return {"data": data, "page": page, "limit": limit}
+    return {"data": data, "page": page, "limit": limit, "total": total_of(session, query)}
