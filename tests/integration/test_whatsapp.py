@@ -371,6 +371,9 @@ def test_tags_apply_at_once_without_a_trigger_and_on_reply_with_any_reply(
     after = conversation(tenant, "212600000002")
     assert (after["tags"], after["pendingTags"], after["lastInboundText"]) == (["sales_lead"], [], "Oui merci")
     assert tenant.get("/v1/conversations", params={"tag": "sales_lead"}).json()["data"][0]["phone"] == "+212600000002"
+    # `_` is no wildcard: another tag of the same shape matches nothing.
+    assert tenant.get("/v1/conversations", params={"tag": "salesXlead"}).json()["total"] == 0
+    assert tenant.get("/v1/conversations", params={"tag": "sales%"}).json()["total"] == 0
 
 
 def test_meta_permanent_errors_fail_the_message_with_the_code(

@@ -32,7 +32,9 @@ def list_conversations(
     )
     if tag:
         # Tags are a JSON list on both SQLite and PostgreSQL; match the quoted element in its text form.
-        query = query.where(cast(Conversation.tags, String).like(f"%{json.dumps(tag)}%"))
+        # `_` and `%` in a tag are literal (sales_lead must not match salesXlead).
+        needle = json.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(cast(Conversation.tags, String).like(f"%{needle}%", escape="\\"))
     if phone:
         query = query.where(Contact.phone == "+" + phone.strip().lstrip("+"))
     rows = session.execute(query.order_by(Conversation.id).offset((page - 1) * limit).limit(limit)).all()
