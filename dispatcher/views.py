@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import stats
 from dispatcher.completion import counts_from_db
-from dispatcher.db.models import Campaign, CampaignContact, Contact, Message, MessageStatus, Run, RunStatus, Sender
+from dispatcher.db.models import (
+    Campaign,
+    CampaignContact,
+    CampaignStatus,
+    Contact,
+    Message,
+    MessageStatus,
+    Run,
+    RunStatus,
+    Sender,
+)
 
 # Details list this many recipients; the rest are paged at /v1/campaigns/{id}/messages.
 CONTACTS_IN_DETAILS = 1000
@@ -39,9 +49,15 @@ def run_counts(session: Session, r: redis.Redis, runs: Sequence[Run]) -> dict[in
 def summary(
     campaign: Campaign, sender: Sender | None, runs: Sequence[Run], counts: dict[int, dict[str, int]]
 ) -> dict[str, Any]:
-    total = stats.total(counts[run.id] for run in runs)
-    if not runs:
-        total["total"] = total["pending"] = int((campaign.summary or {}).get("recipients", 0))
+    # A run that has not started (a scheduled campaign before its time) has no messages yet: until one
+    # starts, the stats show the audience as pending, whether the run exists yet (scheduled) or not
+    # (recurring, whose runs beat creates when each occurrence is due).
+    started = [run for run in runs if run.started_at is not None]
+    total = stats.total(counts[run.id] for run in started)
+    if not started:
+        total["total"] = int((campaign.summary or {}).get("recipients", 0))
+        waiting = campaign.status in (CampaignStatus.PENDING, CampaignStatus.PAUSED)
+        total["pending"] = total["total"] if waiting else 0
     return {
         "id": str(campaign.id),
         "name": campaign.name,

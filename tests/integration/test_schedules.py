@@ -393,3 +393,22 @@ def test_schedule_errors_name_the_field(tenant: Tenant, patch: dict, loc: list, 
     assert response.status_code == 422, response.text
     detail = response.json()["detail"][0]
     assert detail["loc"] == loc and says in detail["msg"]
+
+
+def test_before_it_fires_a_campaign_shows_its_audience_as_pending(tenant: Tenant) -> None:
+    """A scheduled campaign (its run exists) reads like a recurring one (no run yet): the audience waits."""
+    contacts = [{"phone": ci_phone(91_000 + i)} for i in range(3)]
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:00:00Z")
+    scheduled = tenant.post(
+        "/v1/campaigns", {"type": "SCHEDULED", "scheduledDate": later, "contacts": contacts, "text": "x"}
+    )
+    recurring = tenant.post(
+        "/v1/campaigns", {"type": "RECURRING", "recurring": {"monday": "09:00"}, "contacts": contacts, "text": "x"}
+    )
+    for answer in (scheduled, recurring):
+        assert answer.status_code == 201, answer.text
+        stats = tenant.get(f"/v1/campaigns/{answer.json()['id']}").json()["stats"]
+        assert (stats["total"], stats["pending"], stats["sent"]) == (3, 3, 0)
+        tenant.post(f"/v1/campaigns/{answer.json()['id']}/cancel", {})
+        cancelled = tenant.get(f"/v1/campaigns/{answer.json()['id']}").json()
+        assert cancelled["status"] == "CANCELLED" and cancelled["stats"]["pending"] == 0
