@@ -21,7 +21,8 @@ def main() -> None:
     try:
         get_settings()
     except ValidationError as exc:
-        raise click.ClickException(settings_problem(exc)) from None
+        if not {"-h", "--help"} & set(sys.argv[1:]):  # help needs no settings
+            raise click.ClickException(settings_problem(exc)) from None
     configure()
 
 

@@ -16,6 +16,9 @@ def test_bad_settings_name_the_environment_variables() -> None:
     assert "Traceback" not in done.stderr
     assert "DISPATCHER_WORKER_CONCURRENCY: Input should be a valid integer" in done.stderr
     assert "DISPATCHER_PROVIDER_PROXY: must be an http:// or https:// URL" in done.stderr
+    command = [sys.executable, "-m", "dispatcher.cli", "worker", "--help"]
+    helped = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "Run a Celery worker" in helped.stdout, helped.stderr
 
 
 def test_an_account_needs_a_name() -> None:
