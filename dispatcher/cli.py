@@ -30,12 +30,14 @@ def settings_problem(exc: Exception) -> str:
     """A settings error as the environment variables to fix, not a traceback."""
     from pydantic import ValidationError
 
+    from dispatcher.errors import user_message
+
     if not isinstance(exc, ValidationError):
         return str(exc)
     lines = []
     for error in exc.errors():
         name = "DISPATCHER_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "settings"
-        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        lines.append(f"{name}: {user_message(error['msg'])}")
     return "invalid settings in the environment:\n  " + "\n  ".join(lines)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dispatcher.inputs import provider_url_problem
 
 
 class Settings(BaseSettings):
@@ -68,14 +69,7 @@ class Settings(BaseSettings):
     @field_validator("provider_proxy")
     @classmethod
     def _proxy_url(cls, value: str) -> str:
-        if not value:
-            return value
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 (a bad port raises only when read)
-        except ValueError:
-            parts = urlsplit("")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if value and provider_url_problem(value, allow_private=True) is not None:
             raise ValueError("must be an http:// or https:// URL with a host, such as http://proxy.internal:3128")
         return value
 

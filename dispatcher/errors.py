@@ -29,9 +29,13 @@ class SpecError(Exception):
 
     @classmethod
     def from_pydantic(cls, exc: ValidationError) -> SpecError:
-        # Our validators' messages are written for users: without pydantic's "Value error, " prefix.
         errors = exc.errors(include_url=False)
-        return cls([item(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), e["type"]) for e in errors])
+        return cls([item(tuple(e["loc"]), user_message(e["msg"]), e["type"]) for e in errors])
+
+
+def user_message(msg: str) -> str:
+    """A pydantic error message as our validators wrote it: without pydantic's "Value error, " prefix."""
+    return msg.removeprefix("Value error, ")
 
 
 def item(loc: Loc, msg: str, type_: str = "value_error") -> dict[str, Any]:

@@ -37,7 +37,7 @@ def _storable(fields: dict[str, Scalar]) -> dict[str, Scalar]:
     return fields
 
 
-# A contact's custom fields: at most 50, names up to 64 characters, values up to 1,000.
+# A contact's custom fields, bounded as `dispatcher.inputs.fields_problem` says.
 Fields = Annotated[dict[str, Scalar], AfterValidator(_storable)]
 
 

@@ -15,6 +15,16 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _e164(value: str | int | None) -> str:
+    """A contact's phone in E.164, or a message a user understands."""
+    if value is None:
+        raise ValueError("a contact keeps a phone: give a new number or leave phone out")
+    try:
+        return normalize(value)
+    except PhoneError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class SenderCreate(_In):
     channel: Literal["sms", "whatsapp"] = "sms"
     label: str = Field(min_length=1, max_length=100, description='The SMS sender name ("My Sender") or WhatsApp id')
@@ -60,13 +70,7 @@ class ContactCreate(_In):
     sex: Literal["M", "F"] | None = None
     fields: Fields = Field(default_factory=dict, description="Custom fields, used as @name in texts")
 
-    @field_validator("phone")
-    @classmethod
-    def _e164(cls, value: str | int) -> str:
-        try:
-            return normalize(value)
-        except PhoneError as exc:
-            raise ValueError(str(exc)) from None
+    _phone = field_validator("phone")(_e164)
 
 
 class ContactUpdate(_In):
@@ -80,15 +84,7 @@ class ContactUpdate(_In):
     # Checked by the route against the saved fields: a removal (null) is always allowed.
     fields: dict[str, Scalar] | None = Field(default=None, description="Merged into the saved fields; null removes one")
 
-    @field_validator("phone")
-    @classmethod
-    def _e164(cls, value: str | int | None) -> str | None:
-        if value is None:
-            raise ValueError("a contact keeps a phone: give a new number or leave phone out")
-        try:
-            return normalize(value)
-        except PhoneError as exc:
-            raise ValueError(str(exc)) from None
+    _phone = field_validator("phone")(_e164)
 
 
 class ContactPublic(BaseModel):

@@ -42,7 +42,10 @@ def run_counts(session: Session, r: redis.Redis, runs: Sequence[Run]) -> dict[in
     out: dict[int, dict[str, int]] = {}
     for run in runs:
         counts = live.get(run.id)
-        out[run.id] = counts if counts is not None else stats.as_counts(counts_from_db(session, run.id))
+        if counts is None:
+            # A run that has not started has no messages to count (a scheduled one before its time).
+            counts = stats.as_counts(counts_from_db(session, run.id) if run.started_at is not None else {})
+        out[run.id] = counts
     return out
 
 

@@ -21,7 +21,7 @@ from dispatcher.api.routes import (
     templates,
     webhooks,
 )
-from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError
+from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError, user_message
 
 
 def _body_loc(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,11 +68,7 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own shape, minus echoed input (it may hold phone numbers or secrets).
-        # Our validators' messages are written for users: without pydantic's "Value error, " prefix.
-        detail = [
-            {"loc": list(e["loc"]), "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]}
-            for e in exc.errors()
-        ]
+        detail = [{"loc": list(e["loc"]), "msg": user_message(e["msg"]), "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_middleware(BodyGuard)

@@ -55,6 +55,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
+def merged(saved: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH of a JSON object: the saved keys updated with the changes, a key set to null removed."""
+    return {k: v for k, v in {**(saved or {}), **changes}.items() if v is not None}
+
+
 def total_of(session: Session, query: Select[Any, *tuple[Any, ...]]) -> int:
     """How many rows `query` selects in all (a list's `total`, beside the page it returns)."""
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher import contacts as store
-from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, owned, total_of
+from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, merged, owned, total_of
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
 from dispatcher.errors import Collector, Conflict, NotFound, SpecError
@@ -70,25 +70,26 @@ def get_contact(contact_id: str, session: SessionDep, account: AccountDep) -> di
     return contact_view(_own_contact(session, account.id, contact_id))
 
 
+# PATCH keys -> Contact attributes (`fields` is merged, not set).
+_PATCHABLE = {"phone": "phone", "name": "name", "firstName": "first_name", "lastName": "last_name", "sex": "sex"}
+
+
 @contacts_router.patch("/{contact_id}", responses=ERRORS)
 def update_contact(contact_id: str, body: ContactUpdate, session: SessionDep, account: AccountDep) -> dict[str, Any]:
     """Change the keys given: null clears a name; `fields` are merged, a field set to null is removed."""
     contact = _own_contact(session, account.id, contact_id)
     given = body.model_fields_set
-    for key, attr in (("phone", "phone"), ("name", "name"), ("firstName", "first_name"), ("lastName", "last_name")):
+    for key, attr in _PATCHABLE.items():
         if key in given:
             setattr(contact, attr, getattr(body, key))
-    if "sex" in given:
-        contact.sex = body.sex
     if body.fields is not None:
-        saved = contact.fields or {}
-        merged = {k: v for k, v in {**saved, **body.fields}.items() if v is not None}
+        fields = merged(contact.fields, body.fields)
         # Only what the change adds is checked: a field saved before the limits can still be removed.
-        added = {k: v for k, v in body.fields.items() if v is not None}
-        problem = fields_problem(added) or fields_count_problem(len(saved), len(merged))
+        added = merged(None, body.fields)
+        problem = fields_problem(added) or fields_count_problem(len(contact.fields or {}), len(fields))
         if problem is not None:
             raise SpecError.single(("fields",), problem)
-        contact.fields = merged
+        contact.fields = fields
     contact.updated_at = utcnow()
     try:
         session.commit()

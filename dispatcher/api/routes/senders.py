@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatcher import senders
-from dispatcher.api.deps import AccountDep, SessionDep, SettingsDep, owned
+from dispatcher.api.deps import AccountDep, SessionDep, SettingsDep, merged, owned
 from dispatcher.api.openapi import ERRORS
 from dispatcher.db.models import Sender
 from dispatcher.errors import SpecError
@@ -101,9 +101,9 @@ def update_sender(
         _label_is_free(session, account.id, sender.channel, body.label)
         sender.label = body.label
     if body.settings is not None:
-        merged = {k: v for k, v in {**(sender.settings or {}), **body.settings}.items() if v is not None}
-        _check_settings(sender.provider, merged, allow_private=config.allow_private_provider_urls)
-        sender.settings = senders.with_sandbox_secrets(merged) if sender.provider == "sandbox" else merged
+        settings = merged(sender.settings, body.settings)
+        _check_settings(sender.provider, settings, allow_private=config.allow_private_provider_urls)
+        sender.settings = senders.with_sandbox_secrets(settings) if sender.provider == "sandbox" else settings
     for key in ("active", "rate", "burst"):
         value = getattr(body, key)
         if value is not None:
