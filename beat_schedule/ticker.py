@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from beat_schedule.rules import WeeklyRule, next_fire
-from dispatcher import transitions
-from dispatcher.completion import close_if_done
+from dispatcher.campaigns import transitions
+from dispatcher.campaigns.completion import close_if_done
 from dispatcher.config import Settings
 from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Run, RunStatus
 

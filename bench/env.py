@@ -27,7 +27,7 @@ def configure(extra: dict[str, str] | None = None) -> dict[str, str]:
         **(extra or {}),
     }
     os.environ.update(env)
-    from dispatcher import enqueue
+    from dispatcher.campaigns import enqueue
     from dispatcher.config import get_settings
 
     get_settings.cache_clear()

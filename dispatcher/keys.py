@@ -48,7 +48,7 @@ def early_receipts() -> str:
 
 
 def metrics(name: str) -> str:
-    """Cluster-wide metric counters (hashes), turned into Prometheus families by `dispatcher.metrics`."""
+    """Cluster-wide metric counters (hashes), turned into Prometheus families by `dispatcher.tracking.metrics`."""
     return f"{PREFIX}metrics:{name}"
 
 

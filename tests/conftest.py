@@ -12,11 +12,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from tests.support import processes
+from tests.support.processes import Stack
 from tests.support.redis_keys import delete_ours
+from tests.support.tenants import Tenant, make_tenant
 
 CI = bool(os.environ.get("CI"))
 REDIS_DB = int(os.environ.get("DISPATCHER_TEST_REDIS_DB", "13"))
@@ -74,3 +77,28 @@ def stack(
     logs: Path = tmp_path_factory.mktemp("worker")
     with processes.stack(db_url, redis_url, sandbox, logs) as running:
         yield running
+
+
+@pytest.fixture
+def tenant(stack: Stack) -> Tenant:
+    return make_tenant(stack)
+
+
+@pytest.fixture
+def sandbox_box(stack: Stack) -> Iterator[httpx.Client]:
+    """The sandbox's control API, emptied of messages and faults before and after the test."""
+    with httpx.Client(base_url=stack.sandbox.url, timeout=30) as box:
+        box.delete("/_sandbox/messages")
+        box.delete("/_sandbox/faults")
+        box.put("/_sandbox/config", json={"latency_ms": 0})
+        yield box
+        box.delete("/_sandbox/faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the live stack (a worker, the sandbox, Redis) is an integration test, wherever it lives:
+    the tree mirrors the source, so integration and unit tests of one module sit side by side."""
+    live = {"stack", "redis_url", "sandbox", "tenant", "sandbox_box", "db_url"}
+    for item in items:
+        if live & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

@@ -15,10 +15,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import contacts as contact_store
-from dispatcher import stats, templates
-from dispatcher.completion import finish_run
-from dispatcher.composer import compose_sms
+from dispatcher.audience import contacts as contact_store
+from dispatcher.campaigns.completion import finish_run
+from dispatcher.campaigns.outbox import queued_refs
+from dispatcher.campaigns.submission import to_person
+from dispatcher.content import templates
+from dispatcher.content.composer import compose_sms
+from dispatcher.content.personalisation import custom_variables, missing_fields
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import (
     Campaign,
@@ -33,9 +36,7 @@ from dispatcher.db.models import (
     Sender,
     Template,
 )
-from dispatcher.outbox import queued_refs
-from dispatcher.personalisation import custom_variables, missing_fields
-from dispatcher.submission import to_person
+from dispatcher.tracking import stats
 
 INSERT_CHUNK = 1000
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import receipts, stats
-from dispatcher.completion import counts_from_db, finish_run
+from dispatcher.campaigns.completion import counts_from_db, finish_run
+from dispatcher.campaigns.outbox import expired_refs
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import Message, MessageStatus, Run, RunStatus, Sender
-from dispatcher.outbox import expired_refs
+from dispatcher.tracking import receipts, stats
 from workers.providers.registry import is_idempotent
 
 BATCH = 1000

@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
 from dispatcher import contracts
-from dispatcher.accounts import account_for_token
+from dispatcher.audience.accounts import account_for_token
+from dispatcher.campaigns.submission import Submission, submit
 from dispatcher.config import get_settings
 from dispatcher.db.models import Account, Rejection
 from dispatcher.db.session import session_factory
 from dispatcher.errors import IdempotencyMismatch, SpecError
 from dispatcher.inputs import json_problem
-from dispatcher.submission import Submission, submit
 from workers.app import app
 from workers.tasks import publish_start, start_run
 

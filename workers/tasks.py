@@ -14,14 +14,16 @@ from celery import Task
 from celery.signals import task_prerun, worker_ready
 
 from beat_schedule import ticker
-from dispatcher import contracts, stats
+from dispatcher import contracts
 from dispatcher.config import get_settings
 from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
-from workers import fanout, publisher, reconciler, sending
+from dispatcher.tracking import stats
+from workers import fanout, publisher, reconciler
 from workers.app import app
 from workers.http import get_client
-from workers.limiter import SenderLimiter
+from workers.sending import engine as sending
+from workers.sending.limiter import SenderLimiter
 
 log = structlog.get_logger(__name__)
 

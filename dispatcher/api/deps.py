@@ -12,13 +12,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from dispatcher import stats
-from dispatcher.accounts import account_for_token
+from dispatcher.audience.accounts import account_for_token
+from dispatcher.audience.contacts import parse_id
 from dispatcher.config import Settings, get_settings
-from dispatcher.contacts import parse_id
 from dispatcher.db.models import Account
 from dispatcher.db.session import session_factory
 from dispatcher.errors import NotFound
+from dispatcher.tracking import stats
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `dispatcher accounts create NAME`")
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from dispatcher.payloads import EnvelopeIn, SmsCampaignIn
+from dispatcher.campaigns.payloads import EnvelopeIn, SmsCampaignIn
 
 _ERROR_DETAIL = {
     "type": "object",

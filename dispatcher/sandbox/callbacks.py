@@ -21,7 +21,7 @@ from dispatcher.sandbox import webhooks
 from dispatcher.sandbox.config import CallbackStatus, SandboxConfig, WhatsAppWebhook
 from dispatcher.sandbox.graph import new_wamid
 from dispatcher.sandbox.store import MessageRecord, MessageStore, iso_millis, utc_now
-from dispatcher.signatures import meta_signature, twilio_signature
+from dispatcher.tracking.signatures import meta_signature, twilio_signature
 
 __all__ = ["CallbackError", "CallbackSender", "Delivery"]
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dispatcher.encoding import analyse
+from dispatcher.content.encoding import analyse
 from dispatcher.sandbox.faults import FaultRule, format_retry_after
 from dispatcher.sandbox.store import MessageRecord, Outcome, iso_millis, utc_now
 

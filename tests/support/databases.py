@@ -47,10 +47,10 @@ def fresh_database(kind: str, folder: Path, pg_admin_url: str, *, prefix: str = 
 
 def sandbox_account(db_url: str, name: str, *, rate: float = 1000, burst: int = 1000) -> tuple[int, str, int]:
     """A new account with its API token and a default, active sandbox SMS sender: (account, token, sender)."""
-    from dispatcher.accounts import create_account
+    from dispatcher.audience.accounts import create_account
+    from dispatcher.audience.senders import with_sandbox_secrets
     from dispatcher.db.models import Sender
     from dispatcher.db.session import session_scope
-    from dispatcher.senders import with_sandbox_secrets
 
     with session_scope(db_url) as session:
         account, token = create_account(session, name)

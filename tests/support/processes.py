@@ -124,7 +124,7 @@ def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:
 
 def apply_env(env: dict[str, str]) -> None:
     """Point this test process at the same settings as the worker."""
-    from dispatcher import enqueue
+    from dispatcher.campaigns import enqueue
     from dispatcher.config import get_settings
 
     os.environ.update(env)

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
-from dispatcher import control, enqueue, views
 from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned, total_of
 from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
+from dispatcher.campaigns import control, enqueue, views
+from dispatcher.campaigns.payloads import ScheduleDate
+from dispatcher.campaigns.submission import submit
 from dispatcher.db.models import Campaign, Contact, Message, MessageStatus, Run, Sender
-from dispatcher.payloads import ScheduleDate
-from dispatcher.submission import submit
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 

@@ -9,14 +9,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher import contacts as store
 from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, merged, owned, total_of
 from dispatcher.api.openapi import ERRORS
+from dispatcher.api.schemas import ContactCreate, ContactUpdate, GroupCreate, GroupMembersAdd, GroupPublic, GroupUpdate
+from dispatcher.audience import contacts as store
+from dispatcher.campaigns.views import contact_view
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
 from dispatcher.errors import Collector, Conflict, NotFound, SpecError
 from dispatcher.inputs import fields_count_problem, fields_problem
-from dispatcher.schemas import ContactCreate, ContactUpdate, GroupCreate, GroupMembersAdd, GroupPublic, GroupUpdate
-from dispatcher.views import contact_view
 
 contacts_router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 groups_router = APIRouter(prefix="/v1/groups", tags=["groups"])

@@ -10,8 +10,8 @@ from sqlalchemy import String, cast, select
 
 from dispatcher.api.deps import AccountDep, PageNumber, SessionDep, total_of
 from dispatcher.api.openapi import ERRORS
+from dispatcher.campaigns.views import iso
 from dispatcher.db.models import Contact, Conversation
-from dispatcher.views import iso
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from dispatcher import stats
 from dispatcher.db.session import get_engine
+from dispatcher.tracking import stats
 
 router = APIRouter(tags=["health"])
 

@@ -1,4 +1,4 @@
-"""`GET /metrics`: Prometheus text format, cluster-wide (see `dispatcher.metrics`)."""
+"""`GET /metrics`: Prometheus text format, cluster-wide (see `dispatcher.tracking.metrics`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from dispatcher import stats
 from dispatcher.config import get_settings
-from dispatcher.metrics import DispatcherCollector
+from dispatcher.tracking import stats
+from dispatcher.tracking.metrics import DispatcherCollector
 
 router = APIRouter(tags=["health"])
 

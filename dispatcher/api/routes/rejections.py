@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from dispatcher.api.deps import AccountDep, SessionDep
 from dispatcher.api.openapi import ERRORS
+from dispatcher.campaigns.views import iso
 from dispatcher.db.models import Rejection
-from dispatcher.views import iso
 
 router = APIRouter(prefix="/v1/rejections", tags=["campaigns"])
 

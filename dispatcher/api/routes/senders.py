@@ -8,13 +8,13 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher import senders
 from dispatcher.api.deps import AccountDep, SessionDep, SettingsDep, merged, owned
 from dispatcher.api.openapi import ERRORS
+from dispatcher.api.schemas import SenderCreate, SenderPublic, SenderUpdate
+from dispatcher.audience import senders
 from dispatcher.db.models import Sender
 from dispatcher.errors import SpecError
 from dispatcher.inputs import provider_url_problem
-from dispatcher.schemas import SenderCreate, SenderPublic, SenderUpdate
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
 

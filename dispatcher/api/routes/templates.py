@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from dispatcher.api.deps import AccountDep, SessionDep, owned
 from dispatcher.api.openapi import ERRORS
+from dispatcher.content.templates import variable_count
 from dispatcher.db.models import Template
 from dispatcher.errors import SpecError
-from dispatcher.templates import variable_count
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 

@@ -13,12 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
-from dispatcher import conversations, receipts, signatures, webhook_events
 from dispatcher.api.deps import RedisDep, SessionDep, SettingsDep
+from dispatcher.audience import conversations
+from dispatcher.audience.contacts import ContactFields, apply, ensure, parse_id
 from dispatcher.config import get_settings
-from dispatcher.contacts import ContactFields, apply, ensure, parse_id
+from dispatcher.content.phones import PhoneError, normalize
 from dispatcher.db.models import Sender
-from dispatcher.phones import PhoneError, normalize
+from dispatcher.tracking import receipts, signatures, webhook_events
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

@@ -1,0 +1,348 @@
+"""Submit a campaign: validate everything, persist in one transaction, then (after commit) enqueue.
+
+Nothing is queued unless the whole submission is valid: phones, contacts, groups, sender, variables,
+segments and schedule are all checked first, and every problem found is reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from beat_schedule.grid import ScheduleError, check_scheduled, parse_zone
+from beat_schedule.rules import next_fire, parse_recurring
+from dispatcher.audience import contacts as contact_store
+from dispatcher.audience.senders import resolve_sender
+from dispatcher.campaigns import payloads
+from dispatcher.campaigns.payloads import CampaignSpec, RecipientSpec
+from dispatcher.config import Settings
+from dispatcher.content import templates
+from dispatcher.content.composer import MAX_SEGMENTS, compose_sms
+from dispatcher.content.personalisation import Person, custom_variables, missing_fields
+from dispatcher.content.phones import PhoneError, normalize
+from dispatcher.db.models import (
+    Campaign,
+    CampaignContact,
+    CampaignType,
+    Contact,
+    Run,
+    RunStatus,
+    Template,
+    TemplateStatus,
+)
+from dispatcher.errors import Collector, IdempotencyMismatch, Loc, SpecError
+
+
+@dataclass(slots=True)
+class Submission:
+    campaign: Campaign
+    created: bool  # False when an Idempotency-Key replayed an earlier submission
+    runs_to_start: list[int] = field(default_factory=list)
+    # SCHEDULED/RECURRING: the caller runs the campaign's share of the beat tick at once (see ticker).
+    scheduled: bool = False
+
+
+def submit(
+    session: Session,
+    account_id: int,
+    payload: object,
+    settings: Settings,
+    *,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Submission:
+    """Validate and store a campaign; commits. The caller publishes `runs_to_start` afterwards."""
+    now = now or datetime.now(UTC)
+    request_hash = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    if idempotency_key:
+        replay = _replay(session, account_id, idempotency_key, request_hash)
+        if replay is not None:
+            return replay
+    spec = payloads.parse(payload)
+    campaign, runs = _build(session, account_id, spec, settings, now)
+    campaign.idempotency_key = idempotency_key
+    campaign.request_hash = request_hash
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won the insert: answer with its campaign.
+        session.rollback()
+        if idempotency_key:
+            replay = _replay(session, account_id, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+        raise
+    return Submission(
+        campaign=campaign,
+        created=True,
+        runs_to_start=[r.id for r in runs if r.status == RunStatus.QUEUED],
+        scheduled=spec.type in (CampaignType.SCHEDULED, CampaignType.RECURRING),
+    )
+
+
+def _replay(session: Session, account_id: int, key: str, request_hash: str) -> Submission | None:
+    existing = session.scalar(
+        select(Campaign).where(Campaign.account_id == account_id, Campaign.idempotency_key == key)
+    )
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise IdempotencyMismatch("this Idempotency-Key was already used with a different payload")
+    return Submission(campaign=existing, created=False)
+
+
+def _build(
+    session: Session, account_id: int, spec: CampaignSpec, settings: Settings, now: datetime
+) -> tuple[Campaign, list[Run]]:
+    errors = Collector()
+    sender, warning = resolve_sender(session, account_id, spec.channel, spec.sender_ref, spec.locs["sender"], errors)
+    template = _resolve_template(session, account_id, spec, errors) if spec.channel == "whatsapp" else None
+    direct = _resolve_recipients(session, account_id, spec.recipients, errors, sms=spec.channel == "sms")
+    group_ids = _resolve_groups(session, account_id, spec.group_ids, spec.locs["groups"], errors)
+    schedule = _resolve_schedule(spec, settings, now, errors)
+    errors.raise_if_any()
+
+    audience: list[tuple[Contact, Loc]] = list(direct)
+    seen = {c.id for c, _ in direct}
+    for contact in contact_store.members_of(session, group_ids):
+        if contact.id not in seen:
+            seen.add(contact.id)
+            audience.append((contact, (*spec.locs["groups"], "members", contact.id)))
+    if not audience:
+        raise SpecError.single(spec.locs["contacts"], "the campaign has no recipients", "missing")
+    if template is not None:
+        summary = _check_template_data(spec, template, direct, errors)
+    else:
+        summary = _check_texts(spec, audience, errors)
+    errors.raise_if_any()
+    assert sender is not None
+    if warning:
+        summary["warnings"] = [warning]
+
+    campaign = Campaign(
+        account_id=account_id,
+        name=spec.name or f"Campaign {now:%Y-%m-%d %H:%M}",
+        channel=spec.channel,
+        type=spec.type,
+        sender_id=sender.id,
+        text=spec.text if template is None else None,
+        template_id=template.id if template is not None else None,
+        scheduled_at=schedule.get("scheduled_at"),
+        recurring=schedule.get("recurring"),
+        timezone=schedule.get("timezone"),
+        recurring_until=schedule.get("until"),
+        next_fire_at=schedule.get("next_fire_at"),
+        conversation_tags=spec.conversation_tags or None,
+        trigger=spec.trigger,
+        group_ids=group_ids,
+        summary=summary,
+    )
+    session.add(campaign)
+    session.flush()
+    # By payload location: `direct` is deduplicated, so its positions are not the payload's.
+    data_by_loc = {r.loc: r.data for r in spec.recipients}
+    session.add_all(
+        CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_loc.get(loc))
+        for i, (c, loc) in enumerate(direct)
+    )
+    runs: list[Run] = []
+    if spec.type == CampaignType.SMS:
+        runs.append(
+            Run(campaign_id=campaign.id, account_id=account_id, fire_at=now, status=RunStatus.QUEUED, published_at=now)
+        )
+    elif spec.type == CampaignType.SCHEDULED:
+        fire_at = schedule["scheduled_at"]
+        runs.append(Run(campaign_id=campaign.id, account_id=account_id, fire_at=fire_at, status=RunStatus.SCHEDULED))
+    session.add_all(runs)
+    session.flush()
+    return campaign, runs
+
+
+def _resolve_recipients(
+    session: Session, account_id: int, recipients: list[RecipientSpec], errors: Collector, *, sms: bool = True
+) -> list[tuple[Contact, Loc]]:
+    """Find or create the listed contacts; a phone listed twice is one recipient (the first listing wins)."""
+    phones: dict[int, str] = {}
+    for i, r in enumerate(recipients):
+        if r.phone is not None:
+            try:
+                phones[i] = normalize(r.phone, sms=sms)
+            except PhoneError as exc:
+                errors.add((*r.loc, r.phone_field), str(exc), "phone")
+    wanted_ids = {i: contact_store.parse_id(r.contact_id) for i, r in enumerate(recipients) if r.contact_id is not None}
+    by_id = contact_store.by_ids(session, account_id, (v for v in wanted_ids.values() if v is not None))
+    by_phone = contact_store.by_phones(session, account_id, phones.values())
+    # Phones naming no saved contact become contacts now (rolled back with the rest if the submission fails).
+    new_phones = (p for i, p in phones.items() if recipients[i].contact_id is None and p not in by_phone)
+    by_phone.update(contact_store.ensure(session, account_id, new_phones)[0])
+
+    out: list[tuple[Contact, Loc]] = []
+    seen: set[int] = set()
+    for i, r in enumerate(recipients):
+        given = contact_store.ContactFields(r.name, r.first_name, r.last_name, r.sex, r.fields or None)
+        if r.contact_id is not None:
+            contact = by_id.get(wanted_ids[i] or -1)
+            if contact is None:
+                errors.add((*r.loc, "id"), f"contact {r.contact_id!r} does not exist in this account", "not_found")
+                continue
+            new_phone = phones.get(i)
+            if new_phone is not None and new_phone != contact.phone:
+                owner = by_phone.get(new_phone)
+                if owner is not None and owner.id != contact.id:
+                    errors.add((*r.loc, "phone"), f"{new_phone} already belongs to contact {owner.id}", "conflict")
+                    continue
+                contact.phone = new_phone
+        elif i in phones:
+            contact = by_phone[phones[i]]
+        else:
+            continue  # its phone was invalid: already reported
+        if errors.errors:
+            continue  # keep collecting errors, but change nothing once the submission is doomed
+        problem = contact_store.apply(contact, given)
+        if problem is not None:
+            errors.add((*r.loc, "fields"), problem, "fields")
+            continue
+        if contact.id not in seen:
+            seen.add(contact.id)
+            out.append((contact, r.loc))
+    session.flush()
+    return out
+
+
+def _resolve_template(session: Session, account_id: int, spec: CampaignSpec, errors: Collector) -> Template | None:
+    """The approved template named by the envelope, fitting the channel."""
+    loc = spec.locs["template"]
+    if spec.template_ref in (None, ""):
+        errors.add(loc, "a WhatsApp campaign needs message_template_id", "missing")
+        return None
+    found = templates.find(session, account_id, spec.template_ref)
+    if not found:
+        errors.add(loc, f"template {spec.template_ref!r} does not exist in this account", "not_found")
+        return None
+    if len(found) > 1:
+        langs = ", ".join(f"{t.id} ({t.language})" for t in found)
+        errors.add(loc, f"template name {spec.template_ref!r} exists in several languages; use an id: {langs}")
+        return None
+    template = found[0]
+    if template.status != TemplateStatus.APPROVED:
+        errors.add(loc, f"template {template.name!r} is {template.status}: only APPROVED templates can be sent")
+    elif template.channel != spec.channel:
+        errors.add(loc, f"template {template.name!r} is for {template.channel}, not {spec.channel}")
+    return template
+
+
+def _check_template_data(
+    spec: CampaignSpec, template: Template, direct: list[tuple[Contact, Loc]], errors: Collector
+) -> dict[str, Any]:
+    """Each contact's `data` must hold exactly the template's variables, with values Meta accepts."""
+    wanted = {str(i) for i in range(1, template.variables + 1)}
+    by_loc = {r.loc: r for r in spec.recipients}
+    for _contact, loc in direct:
+        data = by_loc[loc].data or {}
+        for key in sorted(wanted - set(data), key=int):
+            errors.add(
+                (*loc, "data", key),
+                f"missing {{{{{key}}}}}: template {template.name!r} has {template.variables} variable(s)",
+                "template_data",
+            )
+        for key in sorted(set(data) - wanted):
+            errors.add(
+                (*loc, "data", key),
+                f"template {template.name!r} has {template.variables} variable(s); {key!r} is not one of them",
+                "template_data",
+            )
+        for key in sorted(wanted & set(data), key=int):
+            problem = templates.parameter_problem(data[key])
+            if problem:
+                errors.add((*loc, "data", key), problem, "template_data")
+    return {
+        "recipients": len(direct),
+        "template": template.name,
+        "language": template.language,
+        "encoding": None,
+        "segments": None,
+        "totalSegments": None,
+    }
+
+
+def _resolve_groups(
+    session: Session, account_id: int, raw_ids: list[str | int], loc: Loc, errors: Collector
+) -> list[int]:
+    ids = [contact_store.parse_id(g) for g in raw_ids]
+    found = contact_store.groups_by_ids(session, account_id, (g for g in ids if g is not None))
+    out: list[int] = []
+    for i, (raw, gid) in enumerate(zip(raw_ids, ids, strict=True)):
+        if gid is None or gid not in found:
+            errors.add((*loc, i), f"group {raw!r} does not exist in this account", "not_found")
+        elif gid not in out:
+            out.append(gid)
+    return out
+
+
+def _resolve_schedule(spec: CampaignSpec, settings: Settings, now: datetime, errors: Collector) -> dict[str, Any]:
+    grid = settings.schedule_grid_minutes
+    try:
+        if spec.type == CampaignType.SCHEDULED:
+            if spec.scheduled_at is None:
+                raise ScheduleError("scheduledDate", "a SCHEDULED campaign needs scheduledDate")
+            when = check_scheduled(spec.scheduled_at, now, grid, field=".".join(map(str, spec.locs["scheduled_at"])))
+            return {"scheduled_at": when}
+        if spec.type == CampaignType.RECURRING:
+            if not spec.recurring:
+                raise ScheduleError("recurring", 'a RECURRING campaign needs recurring: {"monday": "09:00", ...}')
+            rule = parse_recurring(spec.recurring, spec.timezone, grid, spec.recurring_until)
+            zone = parse_zone(spec.timezone)
+            first = next_fire(rule, now)
+            if first is None:
+                raise ScheduleError(
+                    "recurringUntil", "the rule never fires: recurringUntil is before its first occurrence"
+                )
+            return {"recurring": rule.to_json(), "timezone": zone.key, "until": rule.until, "next_fire_at": first}
+        if spec.scheduled_at is not None:
+            raise ScheduleError("scheduledDate", 'scheduledDate needs type "SCHEDULED"')
+    except ScheduleError as exc:
+        errors.add(tuple(exc.field.split(".")), exc.reason, "schedule")
+    return {}
+
+
+def _check_texts(spec: CampaignSpec, audience: list[tuple[Contact, Loc]], errors: Collector) -> dict[str, Any]:
+    """Render the text for every recipient: unknown variables and oversized texts are refused here."""
+    assert spec.text is not None
+    custom = custom_variables(spec.text)
+    worst_encoding, max_segments, total = "GSM-7", 0, 0
+    for contact, loc in audience:
+        person = to_person(contact)
+        missing = missing_fields(person, custom)
+        if missing:
+            names = ", ".join("@" + m for m in missing)
+            errors.add(
+                (*loc, "fields"), f"unknown variable {names}: contact {contact.phone} has no such field", "variable"
+            )
+            continue
+        composed = compose_sms(spec.text, person)
+        if composed.segments > MAX_SEGMENTS:
+            errors.add(spec.locs["text"], f"the text makes {composed.segments} SMS segments (at most {MAX_SEGMENTS})")
+        if composed.segments == 0:
+            errors.add(spec.locs["text"], f"the text is empty once personalised for contact {contact.phone}")
+        if composed.encoding != "GSM-7":
+            worst_encoding = composed.encoding
+        max_segments = max(max_segments, composed.segments)
+        total += composed.segments
+    return {"recipients": len(audience), "encoding": worst_encoding, "segments": max_segments, "totalSegments": total}
+
+
+def to_person(contact: Contact) -> Person:
+    return Person(
+        phone=contact.phone,
+        name=contact.name,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        fields=contact.fields,
+    )

@@ -1,0 +1,5 @@
+"""`python -m dispatcher.cli`: the same command as `dispatcher`."""
+
+from dispatcher.cli.main import main
+
+main()
