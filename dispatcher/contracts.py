@@ -6,7 +6,7 @@ that are already in the broker. Keep them backward compatible across rolling dep
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 SUBMIT_CAMPAIGN: Final = "dispatcher.submit_campaign"
 START_RUN: Final = "dispatcher.start_run"
@@ -27,6 +27,12 @@ def send_queue(channel: str) -> str:
     return QUEUE_SEND_WHATSAPP if channel == "whatsapp" else QUEUE_SEND_SMS
 
 
-# What a send task carries: (message id, sender id, campaign id, cost in segments). The ids let the
-# limiter and the pause/cancel check run before any database access; the message id alone is the key.
-SendRef = tuple[int, int, int, int]
+class SendRef(NamedTuple):
+    """What a send task carries, as its positional arguments (a tuple on the wire, so tasks already in the
+    broker keep working). The ids let the limiter and the pause/cancel check run before any database
+    access; the message id alone is the key."""
+
+    message_id: int
+    sender_id: int
+    campaign_id: int
+    cost: int  # SMS segments: what the sender's rate limit is charged

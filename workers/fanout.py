@@ -9,13 +9,15 @@ carries one message id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.audience import contacts as contact_store
+from dispatcher.campaigns import control, leases
 from dispatcher.campaigns.completion import finish_run
 from dispatcher.campaigns.outbox import queued_refs
 from dispatcher.campaigns.submission import to_person
@@ -27,7 +29,6 @@ from dispatcher.db.models import (
     Campaign,
     CampaignContact,
     CampaignStatus,
-    CampaignType,
     Contact,
     Message,
     MessageStatus,
@@ -107,12 +108,9 @@ def _skipped(code: str, text: str) -> dict[str, Any]:
     return {"status": MessageStatus.SKIPPED, "segments": 0, "error_code": code, "error_text": text}
 
 
-def materialise(session: Session, run: Run, campaign: Campaign, lease_until: datetime) -> tuple[int, int]:
-    """Insert the run's message rows, rendered now; returns (rows, rows skipped).
-
-    Each queued row's lease covers the time the sender's rate needs to reach it, so the reconciler
-    does not mistake a long, rate-limited backlog for lost tasks.
-    """
+def materialise(session: Session, run: Run, campaign: Campaign, now: datetime, lease: float) -> tuple[int, int]:
+    """Insert the run's message rows, rendered now; returns (rows, rows skipped). Each queued row is
+    leased for its place in the backlog (`leases.backlog`)."""
     rate = session.get_one(Sender, campaign.sender_id).rate
     if campaign.template_id is not None:
         content = template_content(session.get_one(Template, campaign.template_id))
@@ -138,7 +136,7 @@ def materialise(session: Session, run: Run, campaign: Campaign, lease_until: dat
         if "status" in row:
             skipped += 1
         else:
-            row.update(status=MessageStatus.QUEUED, lease_until=lease_until + timedelta(seconds=count / rate))
+            row.update(status=MessageStatus.QUEUED, lease_until=leases.backlog(now, lease, count, rate))
         batch.append(row)
         count += 1
         if len(batch) >= INSERT_CHUNK:
@@ -149,33 +147,15 @@ def materialise(session: Session, run: Run, campaign: Campaign, lease_until: dat
     return count, skipped
 
 
-def _hold_while_paused(session: Session, run: Run, campaign: Campaign) -> None:
-    """The run's time came while its campaign is paused: a recurring occurrence is missed (resume does
-    not replay it); a one-off goes back to scheduled, for resume (within the grace window) or a reschedule."""
-    if campaign.type == CampaignType.RECURRING:
-        run.status, run.status_reason = RunStatus.MISSED, "the campaign was paused at its fire time"
-        run.finished_at = datetime.now(UTC)
-    else:
-        run.status, run.started_at, run.published_at = RunStatus.SCHEDULED, None, None
-    session.commit()
-
-
-def resume_run(session: Session, run_id: int, publish: Publisher, *, chunk: int = 500, lease: float = 120.0) -> int:
+def resume_run(session: Session, run_id: int, publish: Publisher, *, chunk: int = 500) -> int:
     """Publish a resumed run's queued messages again; returns how many (0 if paused or cancelled again).
-
-    Each chunk's lease covers the time the sender's rate needs to reach it, as at the run's start.
-    """
+    `control.resume` leased them before publishing this task."""
     run = session.get_one(Run, run_id)
     campaign = session.get_one(Campaign, run.campaign_id)
     if campaign.status != CampaignStatus.PENDING or run.status != RunStatus.RUNNING:
         return 0
-    rate = session.get_one(Sender, campaign.sender_id).rate
-    now = datetime.now(UTC)
     published = 0
     for refs in queued_refs(session, run_id, chunk):
-        lease_until = now + timedelta(seconds=lease + published / rate)
-        session.execute(update(Message).where(Message.id.in_([r[0] for r in refs])).values(lease_until=lease_until))
-        session.commit()
         publish(refs, campaign.channel)
         published += len(refs)
     return published
@@ -183,6 +163,7 @@ def resume_run(session: Session, run_id: int, publish: Publisher, *, chunk: int 
 
 def start_run(
     session: Session,
+    r: redis.Redis,
     run_id: int,
     publish: Publisher,
     *,
@@ -199,11 +180,12 @@ def start_run(
     run = session.get_one(Run, run_id)
     campaign = session.get_one(Campaign, run.campaign_id)
     if campaign.status == CampaignStatus.PAUSED:
-        _hold_while_paused(session, run, campaign)
+        control.hold_while_paused(run, campaign, now)
+        session.commit()
         return 0
-    total, skipped = materialise(session, run, campaign, now + timedelta(seconds=lease))
+    total, skipped = materialise(session, run, campaign, now, lease)
     session.commit()
-    stats.overwrite(stats.get_redis(), run_id, {"total": total, "skipped": skipped})
+    stats.overwrite(r, run_id, {"total": total, "skipped": skipped})
 
     published = 0
     for refs in queued_refs(session, run_id, chunk):
@@ -211,5 +193,5 @@ def start_run(
         published += len(refs)
     if published == 0:
         reason = "no recipient could be messaged" if total else "no recipients at fire time"
-        finish_run(session, run_id, reason=reason)
+        finish_run(session, r, run_id, reason=reason)
     return published

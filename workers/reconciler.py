@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.campaigns import leases
 from dispatcher.campaigns.completion import counts_from_db, finish_run
 from dispatcher.campaigns.outbox import expired_refs
 from dispatcher.contracts import SendRef
@@ -27,13 +29,18 @@ Publisher = Callable[[list[SendRef], str], None]
 
 
 def reconcile(
-    session: Session, publish: Publisher, *, lease_seconds: float = 120.0, now: datetime | None = None
+    session: Session,
+    r: redis.Redis,
+    publish: Publisher,
+    *,
+    lease_seconds: float = 120.0,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     now = now or datetime.now(UTC)
-    requeued, unknown = _expire_claims(session, now)
-    republished = _republish_queued(session, now, publish, timedelta(seconds=lease_seconds))
-    finished = _finish_quiet_runs(session)
-    receipts_applied = receipts.replay_early(session, stats.get_redis())
+    requeued, unknown = _expire_claims(session, r, now)
+    republished = _republish_queued(session, now, publish, leases.send(lease_seconds))
+    finished = _finish_quiet_runs(session, r)
+    receipts_applied = receipts.replay_early(session, r)
     return {
         "requeued": requeued,
         "unknown": unknown,
@@ -43,7 +50,7 @@ def reconcile(
     }
 
 
-def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:
+def _expire_claims(session: Session, r: redis.Redis, now: datetime) -> tuple[int, int]:
     rows = session.execute(
         select(Message.id, Message.run_id, Sender.provider, Sender.channel)
         .join(Sender, Sender.id == Message.sender_id)
@@ -73,7 +80,7 @@ def _expire_claims(session: Session, now: datetime) -> tuple[int, int]:
             requeued += 1
         elif won:
             unknown += 1
-            stats.bump(stats.get_redis(), row.run_id, "unknown")
+            stats.bump(r, row.run_id, "unknown")
     return requeued, unknown
 
 
@@ -87,19 +94,19 @@ def _republish_queued(session: Session, now: datetime, publish: Publisher, lease
         for start in range(0, len(refs), BATCH):
             chunk = refs[start : start + BATCH]
             session.execute(
-                update(Message).where(Message.id.in_([r[0] for r in chunk])).values(lease_until=now + lease)
+                update(Message).where(Message.id.in_([ref.message_id for ref in chunk])).values(lease_until=now + lease)
             )
             session.commit()
             publish(chunk, channel)
     return len(expired)
 
 
-def _finish_quiet_runs(session: Session) -> int:
+def _finish_quiet_runs(session: Session, r: redis.Redis) -> int:
     """Finish runs with nothing in flight; rebuild the counters of running runs Redis lost (a restart
     without persistence), so details and completion keep working."""
     running = session.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)).all()
-    live = stats.read(stats.get_redis(), running)
+    live = stats.read(r, running)
     for run_id in running:
         if live.get(run_id) is None:
-            stats.overwrite(stats.get_redis(), run_id, counts_from_db(session, run_id))
-    return sum(1 for run_id in running if finish_run(session, run_id))
+            stats.overwrite(r, run_id, counts_from_db(session, run_id))
+    return sum(1 for run_id in running if finish_run(session, r, run_id))

@@ -14,15 +14,15 @@ from celery import Task
 from celery.signals import task_prerun, worker_ready
 
 from beat_schedule import ticker
-from dispatcher import contracts
+from dispatcher import contracts, redis_client
 from dispatcher.config import get_settings
 from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
-from dispatcher.tracking import stats
 from workers import fanout, publisher, reconciler
 from workers.app import app
 from workers.http import get_client
 from workers.sending import engine as sending
+from workers.sending.context import Context
 from workers.sending.limiter import SenderLimiter
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,7 @@ def start_run(self: Task, run_id: int, fire_at: str | None = None) -> dict[str, 
     with session_factory()() as session:
         published = fanout.start_run(
             session,
+            redis_client.get_redis(),
             run_id,
             publish_sends,
             chunk=settings.publish_batch_size,
@@ -75,9 +76,7 @@ def resume_run(self: Task, run_id: int) -> dict[str, Any]:
     settings = get_settings()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     with session_factory()() as session:
-        published = fanout.resume_run(
-            session, run_id, publish_sends, chunk=settings.publish_batch_size, lease=settings.send_lease_seconds
-        )
+        published = fanout.resume_run(session, run_id, publish_sends, chunk=settings.publish_batch_size)
     log.info("run resumed", run_id=run_id, published=published)
     return {"run_id": run_id, "published": published}
 
@@ -88,8 +87,8 @@ def send_message(
 ) -> str:
     settings = get_settings()
     structlog.contextvars.bind_contextvars(message_id=message_id, campaign_id=campaign_id, sender_id=sender_id)
-    ref = (message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
-    ctx = sending.Context(get_client(), stats.get_redis(), _limiter(), settings)
+    ref = SendRef(message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
+    ctx = Context(get_client(), redis_client.get_redis(), _limiter(), settings)
     try:
         outcome = sending.send_one(ctx, message_id, ref)
     finally:
@@ -100,12 +99,12 @@ def send_message(
         queue = contracts.send_queue(outcome.channel)
         args = ref or (message_id,)
         send_message.apply_async(args, queue=queue, countdown=outcome.retry_in)
-    return outcome.status
+    return outcome.verdict
 
 
 @lru_cache(maxsize=1)
 def _limiter() -> SenderLimiter:
-    return SenderLimiter(stats.get_redis(), max_wait=get_settings().limiter_max_wait_seconds)
+    return SenderLimiter(redis_client.get_redis(), max_wait=get_settings().limiter_max_wait_seconds)
 
 
 @app.task(name=contracts.TICK)
@@ -119,4 +118,5 @@ def tick() -> dict[str, int]:
 def reconcile() -> dict[str, int]:
     """Republish messages whose lease expired (lost publish, killed worker) and finish quiet runs."""
     with session_factory()() as session:
-        return reconciler.reconcile(session, publish_sends, lease_seconds=get_settings().send_lease_seconds)
+        lease = get_settings().send_lease_seconds
+        return reconciler.reconcile(session, redis_client.get_redis(), publish_sends, lease_seconds=lease)

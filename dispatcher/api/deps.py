@@ -12,13 +12,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from dispatcher import redis_client
 from dispatcher.audience.accounts import account_for_token
 from dispatcher.audience.contacts import parse_id
 from dispatcher.config import Settings, get_settings
 from dispatcher.db.models import Account
 from dispatcher.db.session import session_factory
 from dispatcher.errors import NotFound
-from dispatcher.tracking import stats
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `dispatcher accounts create NAME`")
 
@@ -44,7 +44,7 @@ def get_account(
 
 
 def get_redis() -> redis.Redis:
-    return stats.get_redis()
+    return redis_client.get_redis()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

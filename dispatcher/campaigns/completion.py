@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,7 @@ def in_flight(session: Session, run_id: int) -> bool:
     return found is not None
 
 
-def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> bool:
+def finish_run(session: Session, r: redis.Redis, run_id: int, *, reason: str | None = None) -> bool:
     """Give the run its final status if nothing is in flight; True if this call did it."""
     if in_flight(session, run_id):
         return False
@@ -71,7 +72,7 @@ def finish_run(session: Session, run_id: int, *, reason: str | None = None) -> b
     else:
         close_if_done(session, campaign)
     session.commit()
-    stats.overwrite(stats.get_redis(), run_id, counts, finished=True)
+    stats.overwrite(r, run_id, counts, finished=True)
     return True
 
 

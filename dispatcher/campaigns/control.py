@@ -14,36 +14,86 @@ one message, without a database read per send.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+import redis
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from beat_schedule.grid import ScheduleError, check_scheduled
 from beat_schedule.rules import WeeklyRule, next_fire
 from dispatcher import keys
-from dispatcher.campaigns import transitions
+from dispatcher.campaigns import leases, transitions
 from dispatcher.campaigns.completion import close_if_done, finish_run
 from dispatcher.config import Settings
-from dispatcher.db.models import Campaign, CampaignStatus, CampaignType, Message, MessageStatus, Run, RunStatus
+from dispatcher.db.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignType,
+    Message,
+    MessageStatus,
+    Run,
+    RunStatus,
+    Sender,
+)
 from dispatcher.errors import Conflict, SpecError
 from dispatcher.tracking import stats
 
 # Publishes the task that sends a resumed run's queued messages again (`dispatcher.resume_run`).
 RunResumer = Callable[[int], object]
-PAUSED, CANCELLED = "paused", "cancelled"
+PAUSED_AT_FIRE_TIME = "the campaign was paused at its fire time"
+CANCELLED_CODE = "cancelled"
 
 
-def pause(session: Session, campaign: Campaign, reason: str = "paused by the user") -> None:
+class Control(enum.StrEnum):
+    """The Redis mirror of a paused or cancelled campaign (`keys.campaign_control`), which every send checks
+    (in the limiter's script) without reading the database."""
+
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+def flag(r: redis.Redis, campaign_id: int) -> Control | None:
+    value = r.get(keys.campaign_control(campaign_id))
+    if not value:
+        return None
+    return Control(value.decode() if isinstance(value, bytes) else value)
+
+
+def cancelled_values(reason: Any, now: Any) -> dict[str, Any]:
+    """What a queued message of a cancelled campaign becomes, whoever finds it: `cancel` for the queued
+    rows, or a send that finds its campaign cancelled. (`reason` and `now` may be bind parameters.)"""
+    return {
+        "status": MessageStatus.SKIPPED,
+        "error_code": CANCELLED_CODE,
+        "error_text": reason,
+        "lease_until": None,
+        "updated_at": now,
+    }
+
+
+def hold_while_paused(run: Run, campaign: Campaign, now: datetime) -> None:
+    """A run whose time came while its campaign is paused: a recurring occurrence is missed (resume does
+    not replay it); a one-off goes back to scheduled, for resume (within the grace window) or a reschedule.
+    Does not commit."""
+    if campaign.type == CampaignType.RECURRING:
+        run.status, run.status_reason, run.finished_at = RunStatus.MISSED, PAUSED_AT_FIRE_TIME, now
+    else:
+        run.status, run.started_at, run.published_at = RunStatus.SCHEDULED, None, None
+
+
+def pause(session: Session, r: redis.Redis, campaign: Campaign, reason: str = "paused by the user") -> None:
     if not transitions.move(session, campaign, [CampaignStatus.PENDING], CampaignStatus.PAUSED, reason):
         session.rollback()
         raise Conflict(f"only a PENDING campaign can be paused; this one is {campaign.status}")
     session.commit()
-    stats.get_redis().set(keys.campaign_control(campaign.id), PAUSED)
+    r.set(keys.campaign_control(campaign.id), Control.PAUSED)
 
 
-def resume(session: Session, campaign: Campaign, settings: Settings, resume_run: RunResumer) -> int:
+def resume(session: Session, r: redis.Redis, campaign: Campaign, settings: Settings, resume_run: RunResumer) -> int:
     """Returns the number of runs whose queued messages are published again (by `resume_run`).
 
     Occurrences whose fire time passed while paused are not replayed: a recurring campaign's are marked
@@ -58,11 +108,10 @@ def resume(session: Session, campaign: Campaign, settings: Settings, resume_run:
         session.rollback()
         raise Conflict(f"only a PAUSED campaign can be resumed; this one is {campaign.status}")
     _miss_paused_runs(session, campaign, now, timedelta(minutes=settings.missed_grace_minutes))
-    running = _lease_queued(session, campaign.id, now, settings)
+    running = _lease_queued(session, campaign, now, settings)
     if not running:
         close_if_done(session, campaign)
     session.commit()
-    r = stats.get_redis()
     r.delete(keys.campaign_control(campaign.id), keys.campaign_failures(campaign.id))
     for run_id in running:
         resume_run(run_id)
@@ -80,29 +129,34 @@ def _miss_paused_runs(session: Session, campaign: Campaign, now: datetime, grace
             Run.status.in_([RunStatus.SCHEDULED, RunStatus.QUEUED]),
             Run.fire_at <= cutoff,
         )
-        .values(status=RunStatus.MISSED, status_reason="the campaign was paused at its fire time", finished_at=now)
+        .values(status=RunStatus.MISSED, status_reason=PAUSED_AT_FIRE_TIME, finished_at=now)
     )
 
 
-def _lease_queued(session: Session, campaign_id: int, now: datetime, settings: Settings) -> list[int]:
-    """Give the parked messages of running runs a fresh lease; returns those runs.
+def _lease_queued(session: Session, campaign: Campaign, now: datetime, settings: Settings) -> list[int]:
+    """Give the parked messages of running runs their one lease for the resume; returns those runs.
 
     The lease comes before the publish: if the resume task is lost, the reconciler publishes them
-    again when it expires, instead of in 30 days.
+    again when it expires, instead of in 30 days. It covers the whole backlog at the sender's rate, so
+    `resume_run` publishes without leasing again.
     """
-    running = list(
-        session.scalars(select(Run.id).where(Run.campaign_id == campaign_id, Run.status == RunStatus.RUNNING)).all()
-    )
-    if running:
+    rate = session.get_one(Sender, campaign.sender_id).rate
+    queued = session.execute(
+        select(Message.run_id, func.count())
+        .join(Run, Run.id == Message.run_id)
+        .where(Run.campaign_id == campaign.id, Run.status == RunStatus.RUNNING, Message.status == MessageStatus.QUEUED)
+        .group_by(Message.run_id)
+    ).all()
+    for run_id, count in queued:
         session.execute(
             update(Message)
-            .where(Message.run_id.in_(running), Message.status == MessageStatus.QUEUED)
-            .values(lease_until=now + timedelta(seconds=settings.send_lease_seconds))
+            .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED)
+            .values(lease_until=leases.backlog(now, settings.send_lease_seconds, int(count), rate))
         )
-    return running
+    return [run_id for run_id, _ in queued]
 
 
-def cancel(session: Session, campaign: Campaign, reason: str = "cancelled by the user") -> int:
+def cancel(session: Session, r: redis.Redis, campaign: Campaign, reason: str = "cancelled by the user") -> int:
     """Returns the number of messages skipped."""
     now = datetime.now(UTC)
     open_statuses = [CampaignStatus.PENDING, CampaignStatus.PAUSED]
@@ -115,26 +169,20 @@ def cancel(session: Session, campaign: Campaign, reason: str = "cancelled by the
         .values(status=RunStatus.CANCELLED, status_reason=reason, finished_at=now)
     )
     session.commit()
-    stats.get_redis().set(keys.campaign_control(campaign.id), CANCELLED)
+    r.set(keys.campaign_control(campaign.id), Control.CANCELLED)
     skipped = 0
     running = session.scalars(select(Run.id).where(Run.campaign_id == campaign.id, Run.status == RunStatus.RUNNING))
     for run_id in running.all():
         n = session.execute(
             update(Message)
             .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED)
-            .values(
-                status=MessageStatus.SKIPPED,
-                error_code="cancelled",
-                error_text=reason,
-                lease_until=None,
-                updated_at=now,
-            )
+            .values(**cancelled_values(reason, now))
         ).rowcount  # type: ignore[attr-defined]
         session.commit()
         if n:
-            stats.bump(stats.get_redis(), run_id, "skipped", n)
+            stats.bump(r, run_id, "skipped", n)
         skipped += n
-        finish_run(session, run_id)
+        finish_run(session, r, run_id)
     return skipped
 
 

@@ -23,7 +23,7 @@ def queued_refs(session: Session, run_id: int, chunk: int) -> Iterator[list[Send
         ).all()
         if not rows:
             return
-        yield [(r.id, r.sender_id, r.campaign_id, r.segments) for r in rows]
+        yield [SendRef(r.id, r.sender_id, r.campaign_id, r.segments) for r in rows]
         last = rows[-1].id
 
 
@@ -36,4 +36,4 @@ def expired_refs(session: Session, now: datetime, limit: int) -> list[tuple[Send
         .order_by(Message.id)
         .limit(limit)
     ).all()
-    return [((r.id, r.sender_id, r.campaign_id, r.segments), r.channel) for r in rows]
+    return [(SendRef(r.id, r.sender_id, r.campaign_id, r.segments), r.channel) for r in rows]

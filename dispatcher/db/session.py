@@ -34,7 +34,7 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         # No ping per checkout either (a round trip per message): its users run a statement again on a
         # fresh connection when the pooled one turns out dead (`workers.sending.writes`).
         options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=False)
-        # Each worker thread keeps one connection across its sends (`workers.sending.engine.thread_connection`)
+        # Each worker thread keeps one connection across its sends (`workers.sending.context.thread_connection`)
         # and never returns it, so the pool must never make a thread wait: sized to the concurrency setting,
         # and without an overflow limit for a worker started with more threads (`celery worker -c 64`).
         pool_size = max(pool_size, get_settings().worker_concurrency)

@@ -7,14 +7,11 @@ counted as sent (they are later stages of a sent message).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 
 import redis
 
 from dispatcher import keys
-from dispatcher.config import get_settings
 
 FINAL_FIELDS = ("sent", "failed", "skipped", "unknown")
 FIELDS = ("total", *FINAL_FIELDS, "delivered", "read")
@@ -22,30 +19,10 @@ FIELDS = ("total", *FINAL_FIELDS, "delivered", "read")
 FINISHED_TTL_SECONDS = 7 * 24 * 3600
 
 
-@lru_cache(maxsize=4)
-def _client(url: str, pid: int) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-
-
-def get_redis(url: str | None = None) -> redis.Redis:
-    """The process's Redis client (a thread-safe pool; one per pid so no socket crosses a fork)."""
-    return _client(url or get_settings().redis_url, os.getpid())
-
-
 def as_counts(raw: Mapping[str, str | int | None]) -> dict[str, int]:
     counts = {f: int(raw.get(f) or 0) for f in FIELDS}
     counts["pending"] = max(0, counts["total"] - sum(counts[f] for f in FINAL_FIELDS))
     return counts
-
-
-def init_run(r: redis.Redis, run_id: int, total: int) -> None:
-    """Set a run's total; the other fields start at zero and are never reset by a re-run of this call."""
-    key = keys.run_stats(run_id)
-    pipe = r.pipeline(transaction=True)
-    pipe.hset(key, "total", total)
-    for f in FIELDS[1:]:
-        pipe.hsetnx(key, f, 0)
-    pipe.execute()
 
 
 def bump(r: redis.Redis, run_id: int, field: str, by: int = 1, *, undo: str | None = None) -> dict[str, int]:

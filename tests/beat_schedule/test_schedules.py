@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from beat_schedule import ticker
+from dispatcher import redis_client
 from dispatcher.campaigns import enqueue
 from dispatcher.config import get_settings
 from dispatcher.db.models import Campaign, Run
@@ -320,7 +321,10 @@ def test_an_occurrence_whose_start_arrives_while_paused_is_missed_not_replayed(s
     assert tenant.post(f"/v1/campaigns/{c['id']}/pause", {}).json()["status"] == "PAUSED"
     published: list = []
     with session_factory(stack.db_url)() as session:
-        assert fanout.start_run(session, run.id, lambda refs, _channel: published.extend(refs)) == 0
+        assert (
+            fanout.start_run(session, redis_client.get_redis(), run.id, lambda refs, _channel: published.extend(refs))
+            == 0
+        )
 
     # Then the occurrence is missed, nothing was sent, and resuming does not bring it back
     assert published == [] and [r.status for r in runs_of(stack, c["id"])] == ["missed"]

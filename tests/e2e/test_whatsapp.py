@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from dispatcher import redis_client
 from dispatcher.audience.senders import sandbox_phone_number_id
 from dispatcher.tracking.signatures import meta_signature
 from tests.support.processes import Stack
@@ -324,9 +325,9 @@ def test_a_receipt_that_beats_the_send_outcome_is_applied_once_the_id_is_known(
         assert first is not None
         session.execute(update(Message).where(Message.id == first.id).values(provider_message_id=early_id))
         session.commit()
-        assert reconciler.reconcile(session, lambda refs, channel: None)["receipts"] >= 1
+        assert reconciler.reconcile(session, redis_client.get_redis(), lambda refs, channel: None)["receipts"] >= 1
         # Then the event was applied, once: a second pass changes nothing
-        reconciler.reconcile(session, lambda refs, channel: None)
+        reconciler.reconcile(session, redis_client.get_redis(), lambda refs, channel: None)
     stats = tenant.get(f"/v1/campaigns/{created['id']}").json()["stats"]
     assert (stats["sent"], stats["delivered"], stats["read"]) == (2, 1, 1)
 

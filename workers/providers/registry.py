@@ -24,7 +24,7 @@ def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
         # The operator's fallback secret only ever goes to the operator's own sandbox, never to a URL a
         # tenant chose (it would let them sign receipts for every legacy sandbox sender).
         if str(merged["base_url"]).rstrip("/") != own.sandbox_url.rstrip("/"):
-            raise KeyError("auth_token")
+            raise MissingSetting("auth_token")
         fallback = own.sandbox_webhook_secret
         merged["auth_token"] = fallback.get_secret_value() if fallback is not None else "sandbox"
     return TwilioSms(client, merged)
@@ -43,16 +43,31 @@ PROVIDERS: dict[tuple[str, str], Factory] = {
 }
 
 
-class UnknownProvider(KeyError):
-    pass
+class ProviderConfigError(Exception):
+    """A sender whose provider or settings cannot make an adapter. Not a provider's answer: every message
+    to this sender fails with code `config` until the sender is fixed."""
+
+
+class UnknownProvider(ProviderConfigError):
+    def __init__(self, name: str, channel: str) -> None:
+        super().__init__(f"unknown provider {name} for {channel}")
+
+
+class MissingSetting(ProviderConfigError):
+    def __init__(self, setting: str) -> None:
+        super().__init__(f"sender setting {setting!r} is missing")
 
 
 def provider_for(name: str, channel: str, client: httpx.Client, settings: dict[str, Any]) -> Provider:
+    """The adapter for a sender; raises `ProviderConfigError` for an unknown provider or a missing setting
+    (adapters read their required settings with `settings[...]` when they are built)."""
+    factory = PROVIDERS.get((name, channel))
+    if factory is None:
+        raise UnknownProvider(name, channel)
     try:
-        factory = PROVIDERS[(name, channel)]
-    except KeyError:
-        raise UnknownProvider(f"{name} for {channel}") from None
-    return factory(client, settings)
+        return factory(client, settings)
+    except KeyError as exc:
+        raise MissingSetting(str(exc.args[0]) if exc.args else "?") from None
 
 
 def is_idempotent(name: str, channel: str) -> bool:

@@ -8,7 +8,7 @@ itself with the reason in its details; any success resets the count.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import redis
 import structlog
@@ -18,9 +18,7 @@ from dispatcher.campaigns import control
 from dispatcher.db.models import Campaign, CampaignStatus, MessageStatus
 from dispatcher.errors import Conflict
 from dispatcher.tracking import metrics
-
-if TYPE_CHECKING:
-    from workers.sending.engine import Context
+from workers.sending.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +50,14 @@ return {streak, pending}
 """
 
 
+class ProviderCall(NamedTuple):
+    """The provider call an outcome came from, for the metrics (no latency: no call was made)."""
+
+    channel: str
+    provider: str
+    latency: float | None
+
+
 @lru_cache(maxsize=4)
 def _script(r: redis.Redis) -> Any:
     # Registered once per client: the call is one EVALSHA (loaded again by redis-py if Redis restarted).
@@ -65,15 +71,16 @@ def record_outcome(
     status: str,
     code: str | None,
     text: str | None,
-    call: tuple[str, str, float | None],
+    call: ProviderCall,
     *,
     budget: bool = True,
 ) -> int:
-    """Count the outcome, the cluster-wide metrics of the provider call (`call` = channel, provider, latency)
-    and consecutive permanent failures, in one round trip; returns the run's pending count. A failure with
-    `budget=False` (a pair-rate throttle given up on) neither extends nor resets the streak."""
-    channel, provider, latency = call
-    outcome_field, bucket_field, sum_field = metrics.send_fields(channel, provider, status, code, latency)
+    """Count the outcome, the cluster-wide metrics of the provider call and consecutive permanent failures,
+    in one round trip; returns the run's pending count. A failure with `budget=False` (a pair-rate
+    throttle given up on) neither extends nor resets the streak."""
+    outcome_field, bucket_field, sum_field = metrics.send_fields(
+        call.channel, call.provider, status, code, call.latency
+    )
     failed = status == MessageStatus.FAILED and budget
     streak_arg = "1" if failed else ("-" if status == MessageStatus.FAILED else "0")
     streak, pending = _script(ctx.r)(
@@ -87,7 +94,7 @@ def record_outcome(
             outcome_field,
             bucket_field or "",
             sum_field or "",
-            latency or 0,
+            call.latency or 0,
             status,
             streak_arg,
             STREAK_TTL_SECONDS,
@@ -108,7 +115,7 @@ def _auto_pause(ctx: Context, campaign_id: int, budget: int, code: str | None, t
         return  # already paused (an earlier failure of the streak) or finished
     reason = f"auto-paused after {budget} consecutive permanent failures (last: {code}: {text})"
     try:
-        control.pause(session, campaign, reason=reason)
+        control.pause(session, ctx.r, campaign, reason=reason)
     except Conflict:
         return  # already paused or finished
     log.warning("campaign auto-paused", campaign_id=campaign_id, reason=reason)

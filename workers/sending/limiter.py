@@ -19,13 +19,16 @@ from typing import Any
 import redis
 
 from dispatcher import keys
+from dispatcher.campaigns import control
+from dispatcher.campaigns.control import Control
 
 # Returns {code, milliseconds}: 0 go now, 1 reserved (sleep ms then go), 2 too far (retry in ms, nothing
 # reserved), 3 sender paused by the provider (ms left), 4 campaign paused, 5 campaign cancelled.
+# ARGV[5], ARGV[6]: the flag's cancelled and paused values (`control.Control`).
 _SCRIPT = """
 local control = redis.call('GET', KEYS[3])
-if control == 'cancelled' then return {5, 0} end
-if control == 'paused' then return {4, 0} end
+if control == ARGV[5] then return {5, 0} end
+if control == ARGV[6] then return {4, 0} end
 local pause = redis.call('PTTL', KEYS[2])
 if pause > 0 then return {3, pause} end
 local t = redis.call('TIME')
@@ -73,7 +76,7 @@ class SenderLimiter:
         interval_ms = 1000.0 / rate
         code, ms = self._acquire(
             keys=[keys.sender_limiter(sender_id), keys.sender_pause(sender_id), keys.campaign_control(campaign_id)],
-            args=[interval_ms, max(1, burst), max(1, cost), self.max_wait_ms],
+            args=[interval_ms, max(1, burst), max(1, cost), self.max_wait_ms, Control.CANCELLED, Control.PAUSED],
         )
         return Decision(int(code), int(ms) / 1000.0)
 
@@ -81,7 +84,5 @@ class SenderLimiter:
         """Stop every worker from sending for this sender for `seconds` (the provider said so)."""
         return bool(self._pause(keys=[keys.sender_pause(sender_id)], args=[max(1, int(seconds * 1000))]))
 
-    def campaign_control(self, campaign_id: int) -> str | None:
-        """'paused', 'cancelled' or None."""
-        value = self.client.get(keys.campaign_control(campaign_id))
-        return str(value) if value else None
+    def campaign_control(self, campaign_id: int) -> Control | None:
+        return control.flag(self.client, campaign_id)

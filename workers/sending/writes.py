@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Executable, Table, Update, bindparam, update
 from sqlalchemy.exc import DBAPIError
 
+from dispatcher.campaigns import leases
+from dispatcher.campaigns.control import cancelled_values
 from dispatcher.db.models import Message, MessageStatus
 
 _m: Table = Message.__table__  # type: ignore[assignment]
-# A paused campaign's queued messages wait here until resume republishes them (and renews the lease).
-PARKED = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +85,7 @@ RELEASE = _where(MessageStatus.SENDING).values(
     updated_at=bindparam("now"),
 )
 SKIP = (
-    _where(MessageStatus.QUEUED)
-    .values(
-        status=MessageStatus.SKIPPED,
-        error_code="cancelled",
-        error_text="campaign cancelled",
-        lease_until=None,
-        updated_at=bindparam("now"),
-    )
-    .returning(_m.c.run_id)
+    _where(MessageStatus.QUEUED).values(**cancelled_values(bindparam("text"), bindparam("now"))).returning(_m.c.run_id)
 )
 PARK = _where(MessageStatus.QUEUED).values(lease_until=bindparam("lease"))
 
@@ -146,12 +138,12 @@ def release(
     run(conn, RELEASE, {**params, "now": now})
 
 
-def skip(conn: Connection, message_id: int) -> int | None:
+def skip(conn: Connection, message_id: int, reason: str) -> int | None:
     """`queued -> skipped` (its campaign was cancelled); the message's run when this call did it."""
-    row = run(conn, SKIP, {"mid": message_id, "now": datetime.now(UTC)}).first()
+    row = run(conn, SKIP, {"mid": message_id, "now": datetime.now(UTC), "text": reason}).first()
     return None if row is None else int(row[0])
 
 
 def park(conn: Connection, message_id: int) -> None:
     """Keep a paused campaign's queued message out of the reconciler's way until resume."""
-    run(conn, PARK, {"mid": message_id, "lease": datetime.now(UTC) + PARKED})
+    run(conn, PARK, {"mid": message_id, "lease": datetime.now(UTC) + leases.PARKED})

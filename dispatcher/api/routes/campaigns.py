@@ -141,7 +141,7 @@ class RescheduleIn(BaseModel):
 def pause_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
     """Stop sending: no new run fires, queued messages wait. Sends already at the provider finish."""
     campaign = _own(session, account.id, campaign_id)
-    control.pause(session, campaign)
+    control.pause(session, r, campaign)
     return views.details(session, r, campaign)
 
 
@@ -151,7 +151,7 @@ def resume_campaign(
 ) -> dict[str, Any]:
     """Continue a paused campaign; a recurring one continues from its next occurrence (no replay)."""
     campaign = _own(session, account.id, campaign_id)
-    control.resume(session, campaign, settings, enqueue.resume_run)
+    control.resume(session, r, campaign, settings, enqueue.resume_run)
     if campaign.type != "SMS":
         ticker.schedule_new(session, campaign.id, settings, enqueue.start_run)
     return views.details(session, r, campaign)
@@ -161,7 +161,7 @@ def resume_campaign(
 def cancel_campaign(campaign_id: str, session: SessionDep, account: AccountDep, r: RedisDep) -> dict[str, Any]:
     """Cancel for good: pending runs are cancelled and queued messages skipped."""
     campaign = _own(session, account.id, campaign_id)
-    control.cancel(session, campaign)
+    control.cancel(session, r, campaign)
     return views.details(session, r, campaign)
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from dispatcher import redis_client
 from dispatcher.db.session import get_engine
-from dispatcher.tracking import stats
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +31,7 @@ def readyz() -> JSONResponse:
     except Exception as exc:  # any driver error means "not ready"
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        stats.get_redis().ping()
+        redis_client.get_redis().ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from dispatcher import redis_client
 from dispatcher.config import get_settings
-from dispatcher.tracking import stats
 from dispatcher.tracking.metrics import DispatcherCollector
 
 router = APIRouter(tags=["health"])
@@ -20,7 +20,7 @@ router = APIRouter(tags=["health"])
 def _registry(redis_url: str, broker_url: str, database_url: str) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    registry.register(DispatcherCollector(stats.get_redis(redis_url), broker, database_url))
+    registry.register(DispatcherCollector(redis_client.get_redis(redis_url), broker, database_url))
     return registry
 
 

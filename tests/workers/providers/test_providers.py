@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from workers.providers.base import Ambiguous, Outbound, Permanent, TemplateCall, Throttled, Transient, parse_retry_after
+from workers.providers.registry import MissingSetting
 from workers.providers.twilio import TwilioSms
 from workers.providers.whatsapp_cloud import WhatsAppCloud
 
@@ -208,7 +209,7 @@ def test_a_sandbox_sms_sender_authenticates_with_its_own_token_else_the_operator
         legacy = provider_for("sandbox", "sms", client, {"from": "X"})
         assert isinstance(legacy, TwilioSms) and legacy.auth_token == "operator-secret"
         # ...but the operator's secret never goes to a URL the sender's owner chose
-        with pytest.raises(KeyError, match="auth_token"):
+        with pytest.raises(MissingSetting, match="auth_token"):
             provider_for("sandbox", "sms", client, {"from": "X", "base_url": "https://collector.example"})
     finally:
         monkeypatch.delenv("DISPATCHER_SANDBOX_WEBHOOK_SECRET")

@@ -9,9 +9,9 @@ from typing import Any
 import redis
 
 from dispatcher import keys
-from workers.sending.budget import record_outcome
+from workers.sending.budget import ProviderCall, record_outcome
 
-CALL = ("sms", "sandbox", 0.02)
+CALL = ProviderCall("sms", "sandbox", 0.02)
 
 
 def test_only_permanent_failures_count_toward_the_budget(redis_url: str) -> None:

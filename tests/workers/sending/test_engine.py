@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from dispatcher import redis_client
 from dispatcher.campaigns import enqueue
 from dispatcher.campaigns.outbox import queued_refs
 from dispatcher.db.models import Message
@@ -153,7 +154,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     status = "PENDING"
     while time.monotonic() < deadline and status == "PENDING":
         with session_factory(stack.db_url)() as session:
-            reconciler.reconcile(session, publish, lease_seconds=10)
+            reconciler.reconcile(session, redis_client.get_redis(), publish, lease_seconds=10)
         status = tenant.get(f"/v1/campaigns/{cid}").json()["status"]
         time.sleep(1)
     final = tenant.wait_final(cid, timeout=30)
@@ -276,7 +277,7 @@ def test_counters_lost_by_redis_are_rebuilt_from_the_database(stack: Stack, sand
         time.sleep(0.05)
     assert r.hget(keys.run_stats(run_id), "total") is None
     with session_factory(stack.db_url)() as session:
-        reconciler.reconcile(session, enqueue.send_messages, lease_seconds=10)
+        reconciler.reconcile(session, redis_client.get_redis(), enqueue.send_messages, lease_seconds=10)
     live = tenant.get(f"/v1/campaigns/{cid}").json()
     assert live["status"] == "PENDING" and live["stats"]["total"] == 40 and live["stats"]["pending"] > 0
     final = tenant.wait_final(cid, timeout=60)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from dispatcher.db.session import get_engine
 from workers.sending import writes
-from workers.sending.engine import thread_connection
+from workers.sending.context import thread_connection
 
 LEASE = timedelta(seconds=60)
 
@@ -41,7 +41,7 @@ def test_a_connection_the_server_killed_is_reconnected_by_the_next_write(db_url:
     with get_engine(db_url).connect() as admin:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
         admin.commit()
-    # The first statement fails on the dead socket; `message_writes.run` reconnects and runs it again.
+    # The first statement fails on the dead socket; `writes.run` reconnects and runs it again.
     assert writes.claim(thread_connection(db_url), 0, LEASE) is None
     again = thread_connection(db_url)
     assert again.execute(text("SELECT pg_backend_pid()")).scalar_one() != backend
