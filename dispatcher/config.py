@@ -55,7 +55,14 @@ class Settings(BaseSettings):
     max_send_attempts: int = Field(default=6, ge=1, le=50)
     # Consecutive permanent failures that auto-pause a campaign (0 turns the budget off).
     error_budget: int = Field(default=50, ge=0)
-    # A send waits in its worker thread for a rate-limit slot at most this long; longer goes back to the broker.
+    # Workers consume the send queues in batches (`workers.sending.consumer`): up to this many messages, or
+    # what arrived within `send_batch_wait_ms`, on `send_batch_threads` threads of their own. Off: one
+    # Celery task per message, on the pool (slower; for comparison).
+    send_batches: bool = True
+    send_batch_size: int = Field(default=128, ge=1, le=1000)
+    send_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    send_batch_threads: int = Field(default=2, ge=1, le=64)
+    # A send waits for a rate-limit slot at most this long (holding its batch); longer goes back to the broker.
     limiter_max_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     provider_connect_timeout: float = 3.0
     provider_read_timeout: float = 10.0

@@ -11,6 +11,7 @@ from beat_schedule.schedule import BEAT_SCHEDULE
 from dispatcher import contracts
 from dispatcher.config import get_settings
 from dispatcher.logs import configure as configure_logging
+from workers.sending.consumer import BatchSendConsumer
 
 settings = get_settings()
 
@@ -40,6 +41,10 @@ app.conf.update(
     enable_utc=True,
     beat_schedule=BEAT_SCHEDULE,
 )
+
+
+# The send queues are consumed in batches by a consumer step of our own (`send_batches` turns it off).
+app.steps["consumer"].add(BatchSendConsumer)
 
 
 @setup_logging.connect

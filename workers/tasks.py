@@ -6,7 +6,6 @@ Task names are explicit strings from `dispatcher.contracts`; the logic never see
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -20,10 +19,8 @@ from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
 from workers import fanout, publisher, reconciler
 from workers.app import app
-from workers.http import get_client
 from workers.sending import engine as sending
-from workers.sending.context import Context
-from workers.sending.limiter import SenderLimiter
+from workers.sending.consumer import send_refs
 
 log = structlog.get_logger(__name__)
 
@@ -85,26 +82,16 @@ def resume_run(self: Task, run_id: int) -> dict[str, Any]:
 def send_message(
     self: Task, message_id: int, sender_id: int | None = None, campaign_id: int | None = None, cost: int = 1
 ) -> str:
-    settings = get_settings()
+    """One message on the pool, when batches are off or a message reached Celery's own consumer: the same
+    engine, with a batch of one (`workers.sending.consumer` consumes the send queues in batches)."""
     structlog.contextvars.bind_contextvars(message_id=message_id, campaign_id=campaign_id, sender_id=sender_id)
-    ref = SendRef(message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
-    ctx = Context(get_client(), redis_client.get_redis(), _limiter(), settings)
-    try:
-        outcome = sending.send_one(ctx, message_id, ref)
-    finally:
-        ctx.close()
-    if outcome.retry_in is not None:
-        # A fresh message, not self.retry(): throttling must not eat the retry budget, and the
-        # attempt count lives on the message row where every worker sees it.
-        queue = contracts.send_queue(outcome.channel)
-        args = ref or (message_id,)
-        send_message.apply_async(args, queue=queue, countdown=outcome.retry_in)
+    ref = SendRef(message_id, sender_id or 0, campaign_id or 0, cost)
+    (outcome,) = send_refs([ref], get_settings(), _republish)
     return outcome.verdict
 
 
-@lru_cache(maxsize=1)
-def _limiter() -> SenderLimiter:
-    return SenderLimiter(redis_client.get_redis(), max_wait=get_settings().limiter_max_wait_seconds)
+def _republish(args: tuple[Any, ...], queue: str, countdown: float) -> None:
+    send_message.apply_async(args, queue=queue, countdown=countdown)
 
 
 @app.task(name=contracts.TICK)

@@ -42,11 +42,20 @@ def send_fields(
     return outcome_field, f"{label}{SEP}{latency_bucket(latency)}", f"{label}{SEP}sum"
 
 
-def record_wait(r: redis.Redis, sender_id: int, kind: str, seconds: float) -> None:
-    """A limiter wait (`reserved`, `deferred`) or a provider-ordered pause (`throttled`)."""
+def record_wait(r: redis.Redis, sender_id: int, kind: str, seconds: float, count: int = 1) -> None:
+    """Limiter waits (`reserved`, `deferred`) or provider-ordered pauses (`throttled`): `count` of them,
+    `seconds` in all."""
     pipe = r.pipeline(transaction=False)
-    pipe.hincrby(keys.metrics("waits"), f"{sender_id}{SEP}{kind}", 1)
+    pipe.hincrby(keys.metrics("waits"), f"{sender_id}{SEP}{kind}", count)
     pipe.hincrbyfloat(keys.metrics("wait_seconds"), f"{sender_id}{SEP}{kind}", seconds)
+    pipe.execute()
+
+
+def record_batch(r: redis.Redis, channel: str, size: int) -> None:
+    """One batch of sends consumed: how many batches and how many messages, per channel."""
+    pipe = r.pipeline(transaction=False)
+    pipe.hincrby(keys.metrics("batches"), f"{channel}{SEP}count", 1)
+    pipe.hincrby(keys.metrics("batches"), f"{channel}{SEP}messages", size)
     pipe.execute()
 
 
@@ -66,6 +75,7 @@ class DispatcherCollector(Collector):
         yield from self._messages()
         yield from self._latency()
         yield from self._waits()
+        yield from self._batches()
         yield self._queues()
         yield self._runs()
 
@@ -109,6 +119,18 @@ class DispatcherCollector(Collector):
         for field, value in self._hash("wait_seconds").items():
             seconds.add_metric(field.split(SEP), float(value))
         yield seconds
+
+    def _batches(self) -> Iterator[Metric]:
+        """Workers consume sends in batches (Flower shows those, not one task per recipient)."""
+        count = CounterMetricFamily("dispatcher_send_batches", "Send batches consumed", labels=["channel"])
+        size = CounterMetricFamily(
+            "dispatcher_send_batch_messages", "Messages consumed in send batches", labels=["channel"]
+        )
+        for field, value in self._hash("batches").items():
+            channel, kind = field.split(SEP)
+            (count if kind == "count" else size).add_metric([channel], float(value))
+        yield count
+        yield size
 
     def _queues(self) -> Metric:
         family = GaugeMetricFamily("dispatcher_queue_length", "Messages waiting in each broker queue", labels=["queue"])

@@ -68,3 +68,22 @@ def sandbox_account(db_url: str, name: str, *, rate: float = 1000, burst: int = 
         session.add(sender)
         session.flush()
         return account.id, token, sender.id
+
+
+def started_run(db_url: str, r: object, recipients: int, *, rate: float = 1000, burst: int = 1000) -> tuple[int, int]:
+    """An SMS campaign to `recipients` new contacts, its run started (message rows queued) but none of its
+    sends published: (campaign id, run id)."""
+    import uuid
+
+    from dispatcher.campaigns.submission import submit
+    from dispatcher.config import Settings
+    from dispatcher.db.session import session_factory
+    from workers import fanout
+
+    account_id, _token, _sender = sandbox_account(db_url, f"run-{uuid.uuid4().hex[:8]}", rate=rate, burst=burst)
+    with session_factory(db_url)() as session:
+        contacts = [{"phone": f"22507{n:08d}"} for n in range(recipients)]
+        submitted = submit(session, account_id, {"contacts": contacts, "text": "Promo"}, Settings())
+        (run_id,) = submitted.runs_to_start
+        assert fanout.start_run(session, r, run_id, lambda refs, channel: None) == recipients  # type: ignore[arg-type]
+        return submitted.campaign.id, run_id

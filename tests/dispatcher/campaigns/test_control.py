@@ -3,7 +3,6 @@ resume writes, and the one shape of a cancelled message, whoever skips it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,11 +14,10 @@ from sqlalchemy.orm import Session
 
 from dispatcher import keys
 from dispatcher.campaigns import control, leases
-from dispatcher.campaigns.submission import submit
 from dispatcher.config import Settings
 from dispatcher.db.models import Campaign, Message, MessageStatus, Run, RunStatus
 from dispatcher.db.session import get_engine, session_factory
-from tests.support.databases import sandbox_account
+from tests.support.databases import started_run
 from workers import fanout
 from workers.sending import limiter as lim
 from workers.sending import writes
@@ -39,15 +37,11 @@ class Running:
 @pytest.fixture
 def running(db_url: str, redis_url: str) -> Iterator[Running]:
     """A started SMS campaign of 30 queued messages whose sends were never published."""
-    account_id, _token, _sender = sandbox_account(db_url, f"control-{uuid.uuid4().hex[:6]}", rate=RATE, burst=1)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
+    campaign_id, run_id = started_run(db_url, r, 30, rate=RATE, burst=1)
     with session_factory(db_url)() as session:
-        contacts = [{"phone": f"22507{n:08d}"} for n in range(30)]
-        submitted = submit(session, account_id, {"contacts": contacts, "text": "Promo"}, SETTINGS)
-        (run_id,) = submitted.runs_to_start
-        assert fanout.start_run(session, r, run_id, lambda refs, channel: None) == 30
-        yield Running(session, r, submitted.campaign, run_id)
-        r.delete(keys.campaign_control(submitted.campaign.id), keys.run_stats(run_id))
+        yield Running(session, r, session.get_one(Campaign, campaign_id), run_id)
+    r.delete(keys.campaign_control(campaign_id), keys.run_stats(run_id))
 
 
 def queued_leases(session: Session, run_id: int) -> set[datetime]:
@@ -98,7 +92,7 @@ def test_cancel_and_a_late_send_skip_messages_the_same_way(running: Running) -> 
     session.execute(update(Message).where(Message.id == first).values(status=MessageStatus.QUEUED))
     session.commit()
     with get_engine(str(session.get_bind().url), autocommit=True).connect() as conn:
-        assert writes.skip(conn, first, "wrong audience") == run_id
+        assert writes.skip(conn, [first], "wrong audience") == [run_id]
     rows = session.execute(
         select(Message.status, Message.error_code, Message.error_text, Message.lease_until).where(
             Message.run_id == run_id

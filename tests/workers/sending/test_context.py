@@ -30,7 +30,7 @@ def test_an_invalidated_connection_is_replaced(db_url: str) -> None:
     conn.invalidate()
     fresh = thread_connection(db_url)
     assert fresh is not conn
-    assert writes.claim(fresh, 0, LEASE) is None  # message 0 does not exist: runs, matches nothing
+    assert writes.claim(fresh, [0], LEASE) == {}  # message 0 does not exist: runs, matches nothing
 
 
 def test_a_connection_the_server_killed_is_reconnected_by_the_next_write(db_url: str) -> None:
@@ -42,7 +42,7 @@ def test_a_connection_the_server_killed_is_reconnected_by_the_next_write(db_url:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
         admin.commit()
     # The first statement fails on the dead socket; `writes.run` reconnects and runs it again.
-    assert writes.claim(thread_connection(db_url), 0, LEASE) is None
+    assert writes.claim(thread_connection(db_url), [0], LEASE) == {}
     again = thread_connection(db_url)
     assert again.execute(text("SELECT pg_backend_pid()")).scalar_one() != backend
 
@@ -54,7 +54,7 @@ def test_more_threads_than_the_pool_never_wait_for_a_connection(db_url: str) -> 
 
     def send() -> None:
         try:
-            writes.claim(thread_connection(db_url), 0, LEASE)
+            writes.claim(thread_connection(db_url), [0], LEASE)
             barrier.wait()  # all 40 hold their connection at once
         except BaseException as exc:  # noqa: BLE001 (collected for the assertion)
             failures.append(exc)
