@@ -38,16 +38,6 @@ def as_counts(raw: Mapping[str, str | int | None]) -> dict[str, int]:
     return counts
 
 
-def init_run(r: redis.Redis, run_id: int, total: int) -> None:
-    """Set a run's total; the other fields start at zero and are never reset by a re-run of this call."""
-    key = keys.run_stats(run_id)
-    pipe = r.pipeline(transaction=True)
-    pipe.hset(key, "total", total)
-    for f in FIELDS[1:]:
-        pipe.hsetnx(key, f, 0)
-    pipe.execute()
-
-
 def bump(r: redis.Redis, run_id: int, field: str, by: int = 1, *, undo: str | None = None) -> dict[str, int]:
     """Add to one counter (and optionally take one from `undo`) and return the run's counts, in one round trip."""
     key = keys.run_stats(run_id)
