@@ -42,7 +42,7 @@ def _materialised(session: Session, campaign_id: int) -> dict[str, Message]:
     """Start the campaign's run's fan-out (its message rows), by phone."""
     campaign = session.get_one(Campaign, campaign_id)
     run = session.scalars(select(Run).where(Run.campaign_id == campaign_id)).one()
-    materialise(session, run, campaign, datetime.now(UTC))
+    materialise(session, run, campaign, datetime.now(UTC), 120)
     session.commit()
     messages = session.scalars(select(Message).where(Message.run_id == run.id))
     return {m.phone: m for m in messages}
