@@ -28,10 +28,6 @@ def campaign_control(campaign_id: int) -> str:
     return f"{PREFIX}campaign:{campaign_id}:control"
 
 
-def lock(name: str) -> str:
-    return f"{PREFIX}lock:{name}"
-
-
 def campaign_failures(campaign_id: int) -> str:
     """Consecutive permanent failures of a campaign (the error budget's counter)."""
     return f"{PREFIX}campaign:{campaign_id}:failstreak"

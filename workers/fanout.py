@@ -20,10 +20,7 @@ from dispatcher.audience import contacts as contact_store
 from dispatcher.campaigns import control, leases
 from dispatcher.campaigns.completion import finish_run
 from dispatcher.campaigns.outbox import queued_refs
-from dispatcher.campaigns.submission import to_person
-from dispatcher.content import templates
-from dispatcher.content.composer import compose_sms
-from dispatcher.content.personalisation import custom_variables, missing_fields
+from dispatcher.content.renderer import Refusal, Renderer, to_person
 from dispatcher.contracts import SendRef
 from dispatcher.db.models import (
     Campaign,
@@ -73,49 +70,35 @@ def audience(session: Session, campaign: Campaign) -> Iterator[tuple[Contact, di
             yield contact, None
 
 
-RowContent = Callable[[Contact, dict[str, Any] | None], dict[str, Any]]
+def renderer_for(session: Session, campaign: Campaign) -> Renderer:
+    if campaign.template_id is not None:
+        return Renderer(template=session.get_one(Template, campaign.template_id))
+    return Renderer(text=campaign.text)
 
 
-def sms_content(campaign: Campaign) -> RowContent:
-    assert campaign.text is not None
-    text = campaign.text
-    custom = custom_variables(text)
+def row_content(renderer: Renderer, contact: Contact, data: dict[str, Any] | None) -> dict[str, Any]:
+    """The content columns of a recipient's message row, or a skipped row saying why there is no message.
 
-    def content(contact: Contact, _data: dict[str, Any] | None) -> dict[str, Any]:
-        person = to_person(contact)
-        missing = missing_fields(person, custom)
-        if missing:
-            # The contact lost a field since submission: say so instead of sending a broken text.
-            return _skipped("variable", "missing field " + ", ".join("@" + m for m in missing))
-        composed = compose_sms(text, person)
-        return {"body": composed.body, "encoding": composed.encoding, "segments": composed.segments}
-
-    return content
-
-
-def template_content(template: Template) -> RowContent:
-    def content(_contact: Contact, data: dict[str, Any] | None) -> dict[str, Any]:
-        data = data or {}
-        if any(str(i) not in data for i in range(1, template.variables + 1)):
-            return _skipped("template_data", f"no data for the {template.variables} variable(s) of {template.name}")
-        params = templates.parameters(data, template.variables)
-        return {"body": templates.render(template.body, params), "template_params": params, "segments": 1}
-
-    return content
-
-
-def _skipped(code: str, text: str) -> dict[str, Any]:
-    return {"status": MessageStatus.SKIPPED, "segments": 0, "error_code": code, "error_text": text}
+    The audience may have changed since submission (a lost field, a new group member, data stored before
+    a rule existed): such a recipient is skipped with the reason, never sent a broken message.
+    """
+    result = renderer.render(to_person(contact), data)
+    if isinstance(result, Refusal):
+        reason = result.reasons[0]
+        return {"status": MessageStatus.SKIPPED, "segments": 0, "error_code": reason.code, "error_text": reason.text}
+    return {
+        "body": result.body,
+        "encoding": result.encoding,
+        "segments": result.segments,
+        "template_params": result.template_params,
+    }
 
 
 def materialise(session: Session, run: Run, campaign: Campaign, now: datetime, lease: float) -> tuple[int, int]:
     """Insert the run's message rows, rendered now; returns (rows, rows skipped). Each queued row is
     leased for its place in the backlog (`leases.backlog`)."""
     rate = session.get_one(Sender, campaign.sender_id).rate
-    if campaign.template_id is not None:
-        content = template_content(session.get_one(Template, campaign.template_id))
-    else:
-        content = sms_content(campaign)
+    renderer = renderer_for(session, campaign)
     # Every row has every key: executemany batches rows of one shape.
     base = {
         "run_id": run.id,
@@ -132,7 +115,7 @@ def materialise(session: Session, run: Run, campaign: Campaign, now: datetime, l
     batch: list[dict[str, Any]] = []
     count = skipped = 0
     for contact, data in audience(session, campaign):
-        row = {**base, "contact_id": contact.id, "phone": contact.phone, **content(contact, data)}
+        row = {**base, "contact_id": contact.id, "phone": contact.phone, **row_content(renderer, contact, data)}
         if "status" in row:
             skipped += 1
         else:

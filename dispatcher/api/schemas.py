@@ -87,18 +87,6 @@ class ContactUpdate(_In):
     _phone = field_validator("phone")(_e164)
 
 
-class ContactPublic(BaseModel):
-    id: str
-    phone: str
-    name: str | None
-    firstName: str | None
-    lastName: str | None
-    sex: str | None
-    fields: dict[str, Any]
-    createdAt: datetime
-    updatedAt: datetime
-
-
 class GroupCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
@@ -118,10 +106,3 @@ class GroupPublic(BaseModel):
 class GroupMembersAdd(_In):
     contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
     contacts: list[ContactCreate] = Field(default_factory=list, max_length=100_000)
-
-
-class Page(BaseModel):
-    data: list[Any]
-    page: int
-    limit: int
-    total: int

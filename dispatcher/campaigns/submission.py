@@ -21,12 +21,11 @@ from beat_schedule.rules import next_fire, parse_recurring
 from dispatcher.audience import contacts as contact_store
 from dispatcher.audience.senders import resolve_sender
 from dispatcher.campaigns import payloads
-from dispatcher.campaigns.payloads import CampaignSpec, RecipientSpec
+from dispatcher.campaigns.payloads import CampaignSpec, RecipientSpec, Scalar
 from dispatcher.config import Settings
 from dispatcher.content import templates
-from dispatcher.content.composer import MAX_SEGMENTS, compose_sms
-from dispatcher.content.personalisation import Person, custom_variables, missing_fields
 from dispatcher.content.phones import PhoneError, normalize
+from dispatcher.content.renderer import Refusal, Renderer, Totals, to_person
 from dispatcher.db.models import (
     Campaign,
     CampaignContact,
@@ -117,12 +116,14 @@ def _build(
             audience.append((contact, (*spec.locs["groups"], "members", contact.id)))
     if not audience:
         raise SpecError.single(spec.locs["contacts"], "the campaign has no recipients", "missing")
-    if template is not None:
-        summary = _check_template_data(spec, template, direct, errors)
-    else:
-        summary = _check_texts(spec, audience, errors)
+    data_by_loc = {r.loc: r.data for r in spec.recipients}
+    renderer = Renderer(template=template) if template is not None else Renderer(text=spec.text)
+    # Template data comes with listed contacts only: group members, who have none, are rendered at fan-out.
+    rendered = direct if template is not None else audience
+    totals = _render_all(renderer, rendered, data_by_loc, spec.locs["text"], errors)
     errors.raise_if_any()
     assert sender is not None
+    summary = _summary(totals, template)
     if warning:
         summary["warnings"] = [warning]
 
@@ -147,7 +148,6 @@ def _build(
     session.add(campaign)
     session.flush()
     # By payload location: `direct` is deduplicated, so its positions are not the payload's.
-    data_by_loc = {r.loc: r.data for r in spec.recipients}
     session.add_all(
         CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_loc.get(loc))
         for i, (c, loc) in enumerate(direct)
@@ -238,40 +238,6 @@ def _resolve_template(session: Session, account_id: int, spec: CampaignSpec, err
     return template
 
 
-def _check_template_data(
-    spec: CampaignSpec, template: Template, direct: list[tuple[Contact, Loc]], errors: Collector
-) -> dict[str, Any]:
-    """Each contact's `data` must hold exactly the template's variables, with values Meta accepts."""
-    wanted = {str(i) for i in range(1, template.variables + 1)}
-    by_loc = {r.loc: r for r in spec.recipients}
-    for _contact, loc in direct:
-        data = by_loc[loc].data or {}
-        for key in sorted(wanted - set(data), key=int):
-            errors.add(
-                (*loc, "data", key),
-                f"missing {{{{{key}}}}}: template {template.name!r} has {template.variables} variable(s)",
-                "template_data",
-            )
-        for key in sorted(set(data) - wanted):
-            errors.add(
-                (*loc, "data", key),
-                f"template {template.name!r} has {template.variables} variable(s); {key!r} is not one of them",
-                "template_data",
-            )
-        for key in sorted(wanted & set(data), key=int):
-            problem = templates.parameter_problem(data[key])
-            if problem:
-                errors.add((*loc, "data", key), problem, "template_data")
-    return {
-        "recipients": len(direct),
-        "template": template.name,
-        "language": template.language,
-        "encoding": None,
-        "segments": None,
-        "totalSegments": None,
-    }
-
-
 def _resolve_groups(
     session: Session, account_id: int, raw_ids: list[str | int], loc: Loc, errors: Collector
 ) -> list[int]:
@@ -312,37 +278,35 @@ def _resolve_schedule(spec: CampaignSpec, settings: Settings, now: datetime, err
     return {}
 
 
-def _check_texts(spec: CampaignSpec, audience: list[tuple[Contact, Loc]], errors: Collector) -> dict[str, Any]:
-    """Render the text for every recipient: unknown variables and oversized texts are refused here."""
-    assert spec.text is not None
-    custom = custom_variables(spec.text)
-    worst_encoding, max_segments, total = "GSM-7", 0, 0
-    for contact, loc in audience:
-        person = to_person(contact)
-        missing = missing_fields(person, custom)
-        if missing:
-            names = ", ".join("@" + m for m in missing)
-            errors.add(
-                (*loc, "fields"), f"unknown variable {names}: contact {contact.phone} has no such field", "variable"
-            )
+def _render_all(
+    renderer: Renderer,
+    recipients: list[tuple[Contact, Loc]],
+    data_by_loc: dict[Loc, dict[str, Scalar] | None],
+    text_loc: Loc,
+    errors: Collector,
+) -> Totals:
+    """Render every recipient's message: each reason one cannot be sent is an error naming its field."""
+    totals = Totals()
+    for contact, loc in recipients:
+        result = renderer.render(to_person(contact), data_by_loc.get(loc))
+        if not isinstance(result, Refusal):
+            totals.add(result)
             continue
-        composed = compose_sms(spec.text, person)
-        if composed.segments > MAX_SEGMENTS:
-            errors.add(spec.locs["text"], f"the text makes {composed.segments} SMS segments (at most {MAX_SEGMENTS})")
-        if composed.segments == 0:
-            errors.add(spec.locs["text"], f"the text is empty once personalised for contact {contact.phone}")
-        if composed.encoding != "GSM-7":
-            worst_encoding = composed.encoding
-        max_segments = max(max_segments, composed.segments)
-        total += composed.segments
-    return {"recipients": len(audience), "encoding": worst_encoding, "segments": max_segments, "totalSegments": total}
+        for reason in result.reasons:
+            if reason.key is None:  # the text itself: too long or empty once personalised
+                errors.add(text_loc, reason.text)
+            else:
+                errors.add((*loc, *reason.key), reason.text, reason.code)
+    return totals
 
 
-def to_person(contact: Contact) -> Person:
-    return Person(
-        phone=contact.phone,
-        name=contact.name,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        fields=contact.fields,
-    )
+def _summary(totals: Totals, template: Template | None) -> dict[str, Any]:
+    """The figures the 201 answer reports (and an Idempotency-Key replays)."""
+    named = {"template": template.name, "language": template.language} if template is not None else {}
+    return {
+        "recipients": totals.recipients,
+        **named,
+        "encoding": totals.encoding,
+        "segments": totals.segments,
+        "totalSegments": totals.total_segments,
+    }

@@ -15,10 +15,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from dispatcher.db.models import Campaign, CampaignStatus
-
-# A campaign in one of these has ended for good.
-FINAL = (CampaignStatus.SENT, CampaignStatus.FAILED, CampaignStatus.CANCELLED)
+from dispatcher.db.models import Campaign
 
 
 def move(

@@ -1,61 +1,91 @@
-"""`dispatcher campaigns ...`: submit a JSON file and follow campaigns through the HTTP API."""
+"""`dispatcher campaigns ...`: submit a JSON file and follow campaigns through the HTTP API.
+
+The commands call the API through `dispatcher.client`, the Python client users get; `_api()` is the one
+place where its typed errors become the messages the user reads.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
-import httpx
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dispatcher.client import CampaignErrorSummary, Client, DispatcherError, TransportError, ValidationError
+from dispatcher.client.campaigns import StatusFilter
 from dispatcher.config import get_settings
 
-FINAL = {"SENT", "FAILED", "CANCELLED"}
 console = Console()
+# What `show` lists, under the API's names, when the campaign has it.
+SHOWN = (
+    "id",
+    "name",
+    "type",
+    "channel",
+    "status",
+    "statusReason",
+    "senderLabel",
+    "text",
+    "scheduledDate",
+    "recipients",
+    "encoding",
+    "totalSegments",
+    "createdAt",
+)
 
 
 def _token() -> str:
     settings = get_settings()
     if settings.api_token is not None:
-        return settings.api_token.get_secret_value()
-    saved = settings.state_dir / "token"
-    if saved.exists():
-        return saved.read_text().strip()
-    raise click.ClickException(
-        "no API token: set DISPATCHER_API_TOKEN (from `dispatcher accounts create NAME`) or run `dispatcher up`"
-    )
+        token = settings.api_token.get_secret_value()
+    else:
+        saved = settings.state_dir / "token"
+        token = saved.read_text().strip() if saved.exists() else ""
+    if not token:
+        raise click.ClickException(
+            "no API token: set DISPATCHER_API_TOKEN (from `dispatcher accounts create NAME`) or run `dispatcher up`"
+        )
+    return token
 
 
-def _client() -> httpx.Client:
-    settings = get_settings()
-    return httpx.Client(base_url=settings.api_url, headers={"Authorization": f"Bearer {_token()}"}, timeout=30)
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
+@contextmanager
+def _api() -> Iterator[Client]:
+    """A client of the API (DISPATCHER_API_URL); an error it raises ends the command with a readable message."""
+    url = get_settings().api_url
     try:
-        with _client() as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        raise click.ClickException(f"cannot reach the API at {get_settings().api_url}: {exc}") from None
-    if response.status_code >= 400:
-        raise click.ClickException(_describe_error(response))
-    return response.json()
+        with Client(base_url=url, token=_token(), timeout=30) as client:
+            yield client
+    except TransportError as exc:
+        raise click.ClickException(f"cannot reach the API at {url}: {exc.__cause__}") from None
+    except DispatcherError as exc:
+        raise click.ClickException(_problem(exc)) from None
 
 
-def _describe_error(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-    if isinstance(detail, list):
-        lines = [f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" for d in detail]
-        return f"HTTP {response.status_code}:\n  " + "\n  ".join(lines)
-    return f"HTTP {response.status_code}: {detail}"
+def _problem(exc: DispatcherError) -> str:
+    """An error answer in one line, or a refused request with one line per field (named as the API does)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return f"HTTP {exc.status_code}:\n  " + "\n  ".join(_refusal(e) for e in exc.errors)
+
+
+def _refusal(error: Mapping[str, Any]) -> str:
+    """`body.contacts.0.phone: msg`: the field as its `loc` names it, then why (the message alone without one)."""
+    field = ".".join(str(part) for part in error.get("loc", []))
+    return f"{field}: {error.get('msg')}" if field else str(error.get("msg"))
+
+
+def _as_sent(value: Any) -> str:
+    """A value as the API's JSON writes it (a datetime in ISO 8601), for a table cell."""
+    return str(to_jsonable_python(value))
 
 
 @click.group()
@@ -73,30 +103,42 @@ def send(file: Path, watch: bool, idempotency_key: str | None) -> None:
         payload = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{file} is not valid JSON: {exc}") from None
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    campaign = _call("POST", "/v1/campaigns", json=payload, headers=headers)
-    if campaign.get("template"):  # WhatsApp: an approved template, no SMS encoding or segments
-        content = f"template {campaign['template']} ({campaign.get('language')})"
-    else:
-        content = f"{campaign['encoding']}, {campaign['totalSegments']} segments"
-    console.print(
-        f"campaign [bold]{campaign['id']}[/] accepted: {campaign['recipients']} recipients, "
-        f"{content}, status {campaign['status']}"
-    )
-    for warning in campaign.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
-    if watch:
-        _watch(campaign["id"])
+    with _api() as client:
+        campaign = client.campaigns.create_raw(payload, idempotency_key=idempotency_key or None)
+        if campaign.template:  # WhatsApp: an approved template, no SMS encoding or segments
+            content = f"template {campaign.template} ({campaign.language})"
+        else:
+            content = f"{campaign.encoding}, {campaign.total_segments} segments"
+        console.print(
+            f"campaign [bold]{campaign.id}[/] accepted: {campaign.recipients} recipients, "
+            f"{content}, status {campaign.status}"
+        )
+        for warning in campaign.warnings or []:
+            console.print(f"[yellow]warning:[/] {warning}")
+        if watch:
+            _watch(client, campaign.id)
 
 
 @campaigns.command("watch")
 @click.argument("campaign_id")
 def watch(campaign_id: str) -> None:
     """Show a live progress bar until the campaign ends."""
-    _watch(campaign_id)
+    with _api() as client:
+        _watch(client, campaign_id)
 
 
-def _watch(campaign_id: str, interval: float = 0.5) -> None:
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """When watching began and how many messages were done then: the rate shown is measured from here."""
+
+    at: float
+    done: int
+
+    def rate(self, at: float, done: int) -> float:
+        return (done - self.done) / (at - self.at) if at > self.at else 0.0
+
+
+def _watch(client: Client, campaign_id: str, interval: float = 0.5) -> None:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -106,75 +148,56 @@ def _watch(campaign_id: str, interval: float = 0.5) -> None:
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(f"campaign {campaign_id}", total=None, detail="")
-        started: tuple[float, int] | None = None
-        while True:
-            c = _call("GET", f"/v1/campaigns/{campaign_id}", params={"contacts": "false"})
-            s = c["stats"]
-            done = s["total"] - s["pending"]
+        start: _Start | None = None
+        for campaign in client.campaigns.watch(campaign_id, interval=interval):
+            s = campaign.stats
+            done = s.total - s.pending
             now = time.monotonic()
-            started = started or (now, done)
-            rate = (done - started[1]) / (now - started[0]) if now > started[0] else 0.0
-            detail = f"sent {s['sent']}  failed {s['failed']}  pending {s['pending']}  {rate:.0f}/s  [{c['status']}]"
-            progress.update(task, total=s["total"] or None, completed=done, detail=detail)
-            if c["status"] in FINAL:
-                break
-            time.sleep(interval)
-    console.print(
-        f"campaign {campaign_id}: {c['status']}" + (f" ({c['statusReason']})" if c.get("statusReason") else "")
-    )
-    for err in c.get("errors", []):
-        console.print(f"  {err['count']} × {err['code']}: {err['error']}")
+            start = start or _Start(now, done)
+            rate = start.rate(now, done)
+            detail = f"sent {s.sent}  failed {s.failed}  pending {s.pending}  {rate:.0f}/s  [{campaign.status}]"
+            progress.update(task, total=s.total or None, completed=done, detail=detail)
+    reason = f" ({campaign.status_reason})" if campaign.status_reason else ""
+    console.print(f"campaign {campaign_id}: {campaign.status}{reason}")
+    _print_errors(campaign.errors)
+
+
+def _print_errors(errors: list[CampaignErrorSummary] | None) -> None:
+    for err in errors or []:
+        console.print(f"  {err.count} × {err.code}: {err.error}")
 
 
 @campaigns.command("list")
-@click.option("--status", default="ALL", type=click.Choice(["ALL", "PENDING", "SENT", "FAILED", "PAUSED", "CANCELLED"]))
+@click.option("--status", default="ALL", type=click.Choice(get_args(StatusFilter)))
 @click.option("--page", default=1, type=int)
 @click.option("--limit", default=10, type=int)
-def list_(status: str, page: int, limit: int) -> None:
+def list_(status: StatusFilter, page: int, limit: int) -> None:
     """List campaigns, newest first."""
-    result = _call("GET", "/v1/campaigns", params={"status": status, "page": page, "limit": limit})
+    with _api() as client:
+        result = client.campaigns.list(page=page, limit=limit, status=status)
     table = Table("id", "name", "type", "status", "total", "sent", "failed", "pending", "created")
-    for c in result["data"]:
-        s = c["stats"]
-        table.add_row(
-            c["id"],
-            c["name"],
-            c["type"],
-            c["status"],
-            *(str(s[k]) for k in ("total", "sent", "failed", "pending")),
-            c["createdAt"],
-        )
+    for c in result.data:
+        s = c.stats
+        counts = (str(n) for n in (s.total, s.sent, s.failed, s.pending))
+        table.add_row(c.id, c.name, c.type, c.status, *counts, _as_sent(c.created_at))
     console.print(table)
-    console.print(f"page {result['page']} · {result['total']} campaigns")
+    console.print(f"page {result.page} · {result.total} campaigns")
 
 
 @campaigns.command("show")
 @click.argument("campaign_id")
 def show(campaign_id: str) -> None:
     """Show one campaign: definition, stats and errors."""
-    c = _call("GET", f"/v1/campaigns/{campaign_id}")
+    with _api() as client:
+        campaign = client.campaigns.get(campaign_id)
+    shown = campaign.model_dump(mode="json", by_alias=True, exclude_none=True)
     table = Table(show_header=False)
-    for key in (
-        "id",
-        "name",
-        "type",
-        "channel",
-        "status",
-        "statusReason",
-        "senderLabel",
-        "text",
-        "scheduledDate",
-        "recipients",
-        "encoding",
-        "totalSegments",
-        "createdAt",
-    ):
-        if c.get(key) is not None:
-            table.add_row(key, str(c[key]))
-    table.add_row("stats", "  ".join(f"{k} {v}" for k, v in c["stats"].items()))
+    for key in SHOWN:
+        if key in shown:
+            table.add_row(key, str(shown[key]))
+    table.add_row("stats", "  ".join(f"{k} {v}" for k, v in shown["stats"].items()))
     console.print(table)
-    for err in c.get("errors", []):
-        console.print(f"  {err['count']} × {err['code']}: {err['error']}")
+    _print_errors(campaign.errors)
 
 
 @campaigns.command("rejected")
@@ -191,7 +214,7 @@ def rejected(limit: int) -> None:
     table = Table("id", "when", "account", "task", "why")
     for row in rows:
         errors = (row.reason or {}).get("errors", [])
-        why = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in errors[:3])
+        why = "; ".join(_refusal(e) for e in errors[:3])
         table.add_row(
             str(row.id),
             row.created_at.isoformat(timespec="seconds"),

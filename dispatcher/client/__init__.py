@@ -11,6 +11,8 @@ It mirrors the SMS SDK document (`sms.campain.create/list/get`) as `client.campa
             sender_id="My Sender",
         )
         print(client.campaigns.get(campaign.id).stats.sent)
+        for progress in client.campaigns.watch(campaign.id):  # until SENT, FAILED or CANCELLED
+            print(progress.status, progress.stats.pending)
 
 Every call returns a pydantic model (`Campaign`, `CampaignPage`, `Sender`...) or raises a `DispatcherError`
 subclass: `AuthenticationError` (401), `NotFoundError` (404), `ConflictError` (409), `ValidationError` (422,

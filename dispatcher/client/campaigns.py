@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime, time
+from time import sleep
 from typing import Any, Literal
 
 from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
@@ -114,9 +116,11 @@ class CampaignCalls:
         return Call("GET", "/v1/campaigns", model(CampaignPage), params=query(page=page, limit=limit, status=status))
 
     @staticmethod
-    def get(campaign_id: str | int) -> Call[Campaign]:
-        """One campaign with live stats, recipients, runs and an error summary."""
-        return Call("GET", path("v1", "campaigns", campaign_id), model(Campaign))
+    def get(campaign_id: str | int, *, contacts: bool | None = None) -> Call[Campaign]:
+        """One campaign with live stats, recipients, runs and an error summary; `contacts=False` leaves out
+        the recipients (lighter, for frequent polling)."""
+        params = query(contacts=contacts)
+        return Call("GET", path("v1", "campaigns", campaign_id), model(Campaign), params=params)
 
     @staticmethod
     def pause(campaign_id: str | int) -> Call[Campaign]:
@@ -161,6 +165,17 @@ class Campaigns(SyncResource):
     reschedule = sync_call(CampaignCalls.reschedule)
     messages = sync_call(CampaignCalls.messages)
 
+    def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> Iterator[Campaign]:
+        """The campaign (without its recipients) every `interval` seconds until it is final; the last one
+        yielded is final (`is_final`). Leave the loop early to stop watching."""
+        call = CampaignCalls.get(campaign_id, contacts=False)
+        while True:
+            campaign = self._execute(call)
+            yield campaign
+            if campaign.is_final:
+                return
+            sleep(interval)
+
 
 class AsyncCampaigns(AsyncResource):
     """`client.campaigns` of the `AsyncClient`: the same calls, awaited."""
@@ -174,3 +189,13 @@ class AsyncCampaigns(AsyncResource):
     cancel = async_call(CampaignCalls.cancel)
     reschedule = async_call(CampaignCalls.reschedule)
     messages = async_call(CampaignCalls.messages)
+
+    async def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> AsyncIterator[Campaign]:
+        """The campaign (without its recipients) every `interval` seconds until it is final, as `async for`."""
+        call = CampaignCalls.get(campaign_id, contacts=False)
+        while True:
+            campaign = await self._execute(call)
+            yield campaign
+            if campaign.is_final:
+                return
+            await asyncio.sleep(interval)

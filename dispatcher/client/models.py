@@ -33,17 +33,17 @@ class Page(Model, Generic[ItemT]):
 
 
 class CampaignStats(Model):
-    """Message counters. `pending` = total - sent - failed - skipped - unknown; `delivered` and `read`
-    count messages already counted as `sent`."""
+    """Message counters, in the API's order. `pending` = total - sent - failed - skipped - unknown;
+    `delivered` and `read` count messages already counted as `sent`."""
 
     total: int = 0
     sent: int = 0
     failed: int = 0
-    pending: int = 0
-    delivered: int = 0
-    read: int = 0
     skipped: int = 0
     unknown: int = 0
+    delivered: int = 0
+    read: int = 0
+    pending: int = 0
 
 
 class Contact(Model):
@@ -88,12 +88,17 @@ class CampaignRun(Model):
     stats: CampaignStats = Field(default_factory=CampaignStats)
 
 
+# A campaign in one of these statuses has nothing left to send (a PAUSED one may resume).
+FINAL_STATUSES = frozenset({"SENT", "FAILED", "CANCELLED"})
+
+
 class Campaign(Model):
     """A campaign in the SMS document's `CampaignDetails` shape, with the server's additions.
 
     List pages carry the summary fields only: `contacts`, `errors`, `runs`, `next_runs`, `recipients`,
     `encoding`, `segments`, `total_segments` and `warnings` are None there and set in the answers of
-    `get`, `create`, `pause`, `resume`, `cancel` and `reschedule`.
+    `get`, `create`, `pause`, `resume`, `cancel` and `reschedule`. A WhatsApp campaign has `template` and
+    `language` (its approved template's name and language) instead of `encoding` and segments.
     `sender_id` is the sender's id; `sender_label` the name it sends as. `recurring` is the server's stored
     rule (`{"times": {"monday": "09:00"}, "timezone": ..., "until": ...}`), not the submitted object.
     """
@@ -120,9 +125,17 @@ class Campaign(Model):
     encoding: str | None = None
     segments: int | None = None
     total_segments: int | None = None
+    template: str | None = None
+    language: str | None = None
     warnings: list[str] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the campaign is over (SENT, FAILED or CANCELLED): nothing is left to send, though receipts
+        may still raise `stats.delivered` and `stats.read`."""
+        return self.status in FINAL_STATUSES
 
 
 class CampaignPage(Page[Campaign]):

@@ -100,18 +100,6 @@ class MessageStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-FINAL_MESSAGE_STATUSES = frozenset(
-    {
-        MessageStatus.SENT,
-        MessageStatus.DELIVERED,
-        MessageStatus.READ,
-        MessageStatus.FAILED,
-        MessageStatus.UNKNOWN,
-        MessageStatus.SKIPPED,
-    }
-)
-
-
 class Account(Base):
     __tablename__ = "accounts"
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.sandbox import graph, twilio
 from dispatcher.sandbox.callbacks import CallbackError, Delivery
-from dispatcher.sandbox.config import CallbackStatus
+from dispatcher.sandbox.config import CallbackStatus, SandboxConfig
 from dispatcher.sandbox.faults import FaultSpec
-from dispatcher.sandbox.gateway import Gateway, SandboxConfig
+from dispatcher.sandbox.gateway import Gateway
 from dispatcher.sandbox.store import PROVIDERS, Provider
 
 __all__ = ["create_app"]

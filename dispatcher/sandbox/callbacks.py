@@ -1,9 +1,10 @@
 """Sends the providers' callbacks from the sandbox: Twilio status callbacks, Meta status and reply webhooks.
 
-Each callback is built by `webhooks.py`, signed by `signing.py` over the exact bytes and URL posted, and
-POSTed with one `httpx.AsyncClient` per event loop. Automatic statuses (`SandboxConfig.auto_statuses`) run
-as background tasks, so provider answers never wait for a receiver; the tasks are kept in a set until done
-(the loop only holds weak references) and are cancelled by `clear()` and `aclose()`.
+Each callback is built by `webhooks.py`, signed by `dispatcher.tracking.signatures` over the exact bytes
+and URL posted, and POSTed with one `httpx.AsyncClient` per event loop. Automatic statuses
+(`SandboxConfig.auto_statuses`) run as background tasks, so provider answers never wait for a receiver;
+the tasks are kept in a set until done (the loop only holds weak references) and are cancelled by `clear()`
+and `aclose()`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import httpx
 
 from dispatcher.sandbox import webhooks
 from dispatcher.sandbox.config import CallbackStatus, SandboxConfig, WhatsAppWebhook
-from dispatcher.sandbox.graph import new_wamid
-from dispatcher.sandbox.store import MessageRecord, MessageStore, iso_millis, utc_now
+from dispatcher.sandbox.store import MessageRecord, MessageStore
+from dispatcher.sandbox.wire import iso_millis, new_wamid, utc_now
 from dispatcher.tracking.signatures import meta_signature, twilio_signature
 
 __all__ = ["CallbackError", "CallbackSender", "Delivery"]

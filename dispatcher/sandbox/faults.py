@@ -19,9 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dispatcher.inputs import ascii_digits
-from dispatcher.sandbox.store import iso_millis, normalise_number, utc_now
+from dispatcher.sandbox.store import normalise_number
+from dispatcher.sandbox.wire import iso_millis, utc_now
 
-__all__ = ["FaultBook", "FaultKind", "FaultRule", "FaultSpec", "format_retry_after"]
+__all__ = ["FaultBook", "FaultKind", "FaultRule", "FaultSpec"]
 
 FaultKind = Literal["permanent", "transient", "throttle", "ambiguous"]
 
@@ -180,10 +181,3 @@ class FaultBook:
                 self._by_number[key] = remaining
             else:
                 self._by_number.pop(key, None)
-
-
-def format_retry_after(seconds: float) -> str:
-    """A Retry-After value: whole seconds as an integer (the HTTP form), fractions kept for fast tests."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")

@@ -12,10 +12,10 @@ import httpx
 
 from dispatcher.sandbox.callbacks import CallbackSender
 from dispatcher.sandbox.config import SandboxConfig
-from dispatcher.sandbox.faults import FaultBook, format_retry_after
+from dispatcher.sandbox.faults import FaultBook
 from dispatcher.sandbox.store import MessageRecord, MessageStore
 
-__all__ = ["Gateway", "SandboxConfig", "format_retry_after"]
+__all__ = ["Gateway"]
 
 
 @dataclass

@@ -8,54 +8,26 @@ envelope `{"error": {"message": "(#code) title", "type", "code", "error_data", "
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dispatcher.sandbox.faults import FaultRule, format_retry_after
-from dispatcher.sandbox.store import MessageRecord, Outcome, TemplateRecord, iso_millis, utc_now
+from dispatcher.sandbox.faults import FaultRule
+from dispatcher.sandbox.gateway import Gateway
+from dispatcher.sandbox.store import MessageRecord, Outcome, TemplateRecord
+from dispatcher.sandbox.wire import describe_error, format_retry_after, iso_millis, new_wamid, utc_now
 
-if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on this module
-    from dispatcher.sandbox.gateway import Gateway
-
-__all__ = ["build_router", "describe_error", "graph_error", "new_wamid"]
+__all__ = ["build_router", "graph_error"]
 
 _VERSION = re.compile(r"v\d+(\.\d+)?", re.ASCII)
 _TO = re.compile(r"\+?\d{8,15}", re.ASCII)
 _MAX_TEXT = 4096
 _MAX_CALLBACK_DATA = 512
-
-# code -> (title, default details). A fault's own `message` replaces the details.
-_ERRORS: dict[int, tuple[str, str]] = {
-    100: ("Invalid parameter", "Invalid parameter"),
-    190: ("Invalid OAuth access token", "Invalid OAuth access token - Cannot parse access token"),
-    2500: ("Unknown path components", "Unknown path components"),
-    130429: ("Rate limit hit", "Cloud API message throughput has been reached."),
-    131000: ("Something went wrong", "Message failed to send due to an unknown error."),
-    131008: ("Required parameter is missing", "Required parameter is missing"),
-    131009: ("Parameter value is not valid", "Parameter value is not valid"),
-    131026: ("Message undeliverable", "Message failed to send because the recipient cannot receive it."),
-    131047: ("Re-engagement message", "More than 24 hours have passed since the recipient last replied."),
-    131049: (
-        "This message was not delivered to maintain healthy ecosystem engagement.",
-        "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
-    ),
-    131050: ("User stopped marketing messages", "The recipient has stopped marketing messages from this business."),
-    131056: (
-        "(Business Account, Consumer Account) pair rate limit hit",
-        "Message failed to send because there were too many messages sent from this phone number to the same "
-        "phone number in a short period of time.",
-    ),
-    132000: ("Number of parameters does not match the expected number of params", "Template parameter count mismatch"),
-    132001: ("Template name does not exist in the translation", "Template name does not exist in the translation"),
-}
 
 # kind -> (HTTP status, default code). Meta does not promise 429 for throttling: 130429 comes with a 400.
 _FAULTS: dict[str, tuple[int, int]] = {
@@ -63,12 +35,6 @@ _FAULTS: dict[str, tuple[int, int]] = {
     "transient": (500, 131000),
     "throttle": (400, 130429),
 }
-
-
-def describe_error(code: int, details: str | None = None) -> tuple[str, str]:
-    """(title, details) for a Graph error code; `details`, when given, wins and names unknown codes."""
-    title, default_details = _ERRORS.get(code, (details or "Error", details or "Error"))
-    return title, details or default_details
 
 
 def graph_error(
@@ -167,12 +133,6 @@ def _parse(payload: object) -> _Send:
         parameters=_parameters(template),
     )
     return _Send(to, None, record, reference)
-
-
-def new_wamid(digits: str) -> str:
-    # Real wamids are base64 of a small binary blob that embeds the recipient (hence "wamid.HBgL..."); keep that look.
-    blob = b"\x1c\x18" + bytes([len(digits)]) + digits.encode() + b"\x15\x02\x00\x11\x18\x12" + os.urandom(9)
-    return "wamid." + base64.b64encode(blob).decode()
 
 
 def _fault_response(rule: FaultRule) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypedDict, get_args
 
 __all__ = [
@@ -20,9 +20,7 @@ __all__ = [
     "Outcome",
     "Provider",
     "TemplateRecord",
-    "iso_millis",
     "normalise_number",
-    "utc_now",
 ]
 
 Provider = Literal["twilio", "whatsapp_cloud"]
@@ -165,12 +163,3 @@ class MessageStore:
             "max_per_second": max_per_second,
             "per_second": [[second, count] for second, count in per_second],
         }
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso_millis(at: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a `Z`, e.g. 2025-01-31T09:00:00.123Z."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,22 +12,20 @@ import binascii
 import re
 import uuid
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from dispatcher.content.encoding import analyse
-from dispatcher.sandbox.faults import FaultRule, format_retry_after
-from dispatcher.sandbox.store import MessageRecord, Outcome, iso_millis, utc_now
+from dispatcher.sandbox.faults import FaultRule
+from dispatcher.sandbox.gateway import Gateway
+from dispatcher.sandbox.store import MessageRecord, Outcome
+from dispatcher.sandbox.wire import API_VERSION, format_retry_after, iso_millis, utc_now
 
-if TYPE_CHECKING:  # the gateway imports the callback sender, which builds on this module
-    from dispatcher.sandbox.gateway import Gateway
+__all__ = ["build_router", "twilio_error"]
 
-__all__ = ["API_VERSION", "build_router", "twilio_error"]
-
-API_VERSION = "2010-04-01"
 _E164 = re.compile(r"\+\d{8,15}", re.ASCII)
 _MAX_BODY = 1600
 

@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from dispatcher.sandbox.config import CallbackStatus, WhatsAppWebhook
-from dispatcher.sandbox.graph import describe_error
 from dispatcher.sandbox.store import MessageRecord
-from dispatcher.sandbox.twilio import API_VERSION
+from dispatcher.sandbox.wire import API_VERSION, describe_error
 
 __all__ = ["encode_json", "meta_reply", "meta_status", "twilio_status_form"]
 

@@ -244,6 +244,48 @@ def test_campaign_control_routes() -> None:
     assert rec.requests[1].content == b""  # control calls have no body
 
 
+def test_get_can_leave_out_the_recipients() -> None:
+    rec = Recorder()
+    with rec.client() as client:
+        client.campaigns.get("7", contacts=False)
+        assert dict(rec.last.url.params) == {"contacts": "false"}
+        client.campaigns.get("7", contacts=True)
+        assert dict(rec.last.url.params) == {"contacts": "true"}
+
+
+def poll_answers(*statuses: str) -> Recorder:
+    """A campaign answered with each status in turn."""
+    answers = iter(statuses)
+    return Recorder(lambda _: httpx.Response(200, json={**CAMPAIGN, "status": next(answers)}))
+
+
+def test_watch_polls_without_recipients_until_the_campaign_is_final() -> None:
+    rec = poll_answers("PENDING", "PAUSED", "SENT", "SENT")
+    with rec.client() as client:
+        seen = [c.status for c in client.campaigns.watch("7", interval=0)]
+    assert seen == ["PENDING", "PAUSED", "SENT"]
+    assert {(r.url.path, r.url.query) for r in rec.requests} == {("/v1/campaigns/7", b"contacts=false")}
+    assert len(rec.requests) == 3
+    assert [Campaign(id="1", status=s).is_final for s in ("SENT", "FAILED", "CANCELLED", "PAUSED", None)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_the_async_client_watches_the_same_way() -> None:
+    rec = poll_answers("PENDING", "CANCELLED", "SENT")
+
+    async def main() -> list[str | None]:
+        async with rec.async_client() as client:
+            return [c.status async for c in client.campaigns.watch("7", interval=0)]
+
+    assert asyncio.run(main()) == ["PENDING", "CANCELLED"]
+    assert [r.url.query for r in rec.requests] == [b"contacts=false", b"contacts=false"]
+
+
 def test_messages_of_a_campaign() -> None:
     message = {
         "id": "90",
@@ -367,6 +409,8 @@ def test_a_campaign_answer_is_typed_and_keeps_unknown_fields() -> None:
     assert c.runs is not None and c.runs[0].stats.sent == 1 and c.runs[0].stats.skipped == 0
     assert c.model_extra == {"somethingNew": {"added": "later"}}
     assert c.model_dump(by_alias=True)["statusReason"] is None
+    whatsapp = Campaign.model_validate({**CAMPAIGN, "template": "commande_prete", "language": "fr"})
+    assert (whatsapp.template, whatsapp.language, c.template) == ("commande_prete", "fr", None)
     # A list summary has no details: those fields are None, not empty.
     summary = Campaign.model_validate({k: CAMPAIGN[k] for k in ("id", "status", "stats")})
     assert summary.contacts is None and summary.runs is None
@@ -517,7 +561,7 @@ def test_methods_show_the_calls_signature_and_docs() -> None:
     import inspect
 
     with Recorder().client() as client:
-        assert list(inspect.signature(client.campaigns.get).parameters) == ["campaign_id"]
+        assert list(inspect.signature(client.campaigns.get).parameters) == ["campaign_id", "contacts"]
         assert "idempotency_key" in inspect.signature(client.campaigns.create).parameters
         assert client.campaigns.get.__doc__ and "live stats" in client.campaigns.get.__doc__
     aclient = Recorder().async_client()

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dispatcher.sandbox import create_app, graph, twilio
-from dispatcher.sandbox.gateway import format_retry_after
 from dispatcher.sandbox.store import MessageRecord, MessageStore
+from dispatcher.sandbox.wire import format_retry_after
 
 ACCOUNT = "AC" + "a1" * 16
 TOKEN = "secret-token"
