@@ -20,7 +20,6 @@ from dispatcher.contracts import SendRef
 from dispatcher.db.session import session_factory
 from workers import fanout, publisher, reconciler
 from workers.app import app
-from workers.http import get_client
 from workers.sending import engine as sending
 from workers.sending.context import Context
 from workers.sending.limiter import SenderLimiter
@@ -88,7 +87,7 @@ def send_message(
     settings = get_settings()
     structlog.contextvars.bind_contextvars(message_id=message_id, campaign_id=campaign_id, sender_id=sender_id)
     ref = SendRef(message_id, sender_id, campaign_id, cost) if sender_id and campaign_id else None
-    ctx = Context(get_client(), redis_client.get_redis(), _limiter(), settings)
+    ctx = Context(sending.thread_client(settings), redis_client.get_redis(), _limiter(), settings)
     try:
         outcome = sending.send_one(ctx, message_id, ref)
     finally:

@@ -18,7 +18,8 @@ from tests.support.loopback import Forward, Provider, Refuses, fake_dns, serve
 from tests.support.processes import free_port
 from workers import egress, http
 from workers.http import AiohttpTransport, ClientPolicy, build_async_client, build_client
-from workers.providers.base import Ambiguous, Permanent, ProviderError, Transient, transport_error
+from workers.providers.base import Ambiguous, Outbound, Permanent, ProviderError, Transient, transport_error
+from workers.providers.twilio import TwilioSms
 
 Post = Callable[[Settings, str], httpx.Response]
 OPEN = Settings(allow_private_provider_urls=True, provider_read_timeout=0.3, provider_connect_timeout=0.3)
@@ -50,6 +51,21 @@ def failure(post: Post, settings: Settings, url: str) -> tuple[httpx.TransportEr
         post(settings, url)
     assert failed.value.__cause__ is not None  # the client's own exception, kept for the logs
     return failed.value, transport_error(failed.value)
+
+
+def test_a_request_and_its_answer_cross_intact(local_provider: int) -> None:
+    async def send() -> str:
+        async with build_async_client(OPEN) as client:
+            twilio = TwilioSms(client, {"account_sid": "AC1", "auth_token": "t", "from": "X", "base_url": base})
+            return (await twilio.send(Outbound(7, "+2250707123456", "Prix: 10€"))).provider_message_id
+
+    base = f"http://127.0.0.1:{local_provider}"
+    assert asyncio.run(send()) == "SM1"
+    (seen,) = Provider.seen
+    assert seen.path == "/2010-04-01/Accounts/AC1/Messages.json"
+    assert seen.headers["authorization"].startswith("Basic ") and seen.headers["idempotency-key"] == "msg-7"
+    assert seen.headers["user-agent"] == "campaign-dispatcher/0.1" and "cookie" not in seen.headers
+    assert dict(httpx.QueryParams(seen.body.decode())) == {"To": "+2250707123456", "From": "X", "Body": "Prix: 10€"}
 
 
 @pytest.mark.parametrize(("path", "sid"), [("gzip", "SM-gzip"), ("chunked", "SM-ch")])

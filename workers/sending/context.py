@@ -24,7 +24,7 @@ class Context:
     connection for the message's own writes, and an ORM session opened on first use for rare paths
     (finishing a run, the error budget, conversation tags)."""
 
-    client: httpx.Client
+    client: httpx.AsyncClient
     r: redis.Redis
     limiter: lim.SenderLimiter
     settings: Settings

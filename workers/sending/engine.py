@@ -7,8 +7,11 @@ the outcome's `sending -> <final>` update wins, so nothing counts twice. The tas
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import os
 import random
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from dispatcher.contracts import SendRef
 from dispatcher.db.models import Campaign, Message, MessageStatus, Sender, Template
 from dispatcher.db.session import get_engine, session_factory
 from dispatcher.tracking import metrics, stats
+from workers.http import build_async_client
 from workers.providers.base import (
     Ambiguous,
     Outbound,
@@ -98,9 +102,9 @@ class SenderConfig:
     burst: int
     settings: dict[str, Any]
     expires: float
-    _adapter: tuple[httpx.Client, Provider] | None = None
+    _adapter: tuple[httpx.AsyncClient, Provider] | None = None
 
-    def adapter(self, client: httpx.Client) -> Provider:
+    def adapter(self, client: httpx.AsyncClient) -> Provider:
         """`provider_for` of this sender; raises `ProviderConfigError` as it does."""
         cached = self._adapter
         if cached is not None and cached[0] is client:
@@ -184,7 +188,8 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
     except ProviderConfigError as exc:
         return final(Verdict.FAILED, "config", str(exc))
     try:
-        result = provider.send(Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template))
+        outbound = Outbound(message_id=msg.id, to=msg.phone, body=msg.body, template=template)
+        result = _bridge(ctx.settings).loop.run_until_complete(provider.send(outbound))  # bridge until the batch engine
     except Throttled as exc:
         if exc.sender_wide:
             pause = exc.retry_after or 1.0
@@ -214,6 +219,32 @@ def send_one(ctx: Context, message_id: int, ref: SendRef | None = None) -> Outco
         tags, trigger = list(content.tags), content.trigger
         conversations.tag_after_send(ctx.session(), msg.account_id, sender_id, msg.contact_id, tags, trigger)
     return outcome
+
+
+# bridge until the batch engine
+@dataclass(frozen=True, slots=True)
+class _Bridge:
+    """A worker thread runs each async provider call on a loop of its own, with a client made for that
+    loop (a client belongs to the loop it first ran on)."""
+
+    pid: int
+    loop: asyncio.AbstractEventLoop
+    client: httpx.AsyncClient
+
+
+_bridges = threading.local()
+
+
+def thread_client(settings: Settings) -> httpx.AsyncClient:
+    """This worker thread's provider client (bridge until the batch engine)."""
+    return _bridge(settings).client
+
+
+def _bridge(settings: Settings) -> _Bridge:  # bridge until the batch engine
+    bridge: _Bridge | None = getattr(_bridges, "current", None)
+    if bridge is None or bridge.pid != os.getpid():  # never a loop or pool inherited across a fork
+        bridge = _bridges.current = _Bridge(os.getpid(), asyncio.new_event_loop(), build_async_client(settings))
+    return bridge
 
 
 def _pair_throttles(r: redis.Redis, message_id: int) -> int:
