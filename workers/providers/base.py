@@ -84,9 +84,10 @@ class Permanent(ProviderError):
 
 
 class Provider(Protocol):
-    """Sends one message; returns the provider's message id or raises a ProviderError subclass."""
+    """Sends one message; returns the provider's message id or raises a ProviderError subclass. Adapters
+    call through an `httpx.AsyncClient`, so the sends of a batch can run concurrently on one loop."""
 
-    def send(self, message: Outbound) -> SendResult: ...
+    async def send(self, message: Outbound) -> SendResult: ...
 
 
 # Retry-After is clamped: below 1 s is noise, above 15 min would outlive our countdown budget.

@@ -12,10 +12,10 @@ from workers.providers.base import Provider
 from workers.providers.twilio import TwilioSms
 from workers.providers.whatsapp_cloud import WhatsAppCloud
 
-Factory = Callable[[httpx.Client, dict[str, Any]], Provider]
+Factory = Callable[[httpx.AsyncClient, dict[str, Any]], Provider]
 
 
-def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
+def _sandbox_sms(client: httpx.AsyncClient, settings: dict[str, Any]) -> Provider:
     # The sandbox speaks Twilio's wire format at our own gateway; settings may point it elsewhere. It signs
     # status callbacks with the auth token it was sent, so a sender without its own signs with the fallback.
     own = get_settings()
@@ -30,7 +30,7 @@ def _sandbox_sms(client: httpx.Client, settings: dict[str, Any]) -> Provider:
     return TwilioSms(client, merged)
 
 
-def _sandbox_whatsapp(client: httpx.Client, settings: dict[str, Any]) -> Provider:
+def _sandbox_whatsapp(client: httpx.AsyncClient, settings: dict[str, Any]) -> Provider:
     defaults = {"base_url": get_settings().sandbox_url, "access_token": "sandbox"}
     return WhatsAppCloud(client, {**defaults, **settings})
 
@@ -58,7 +58,7 @@ class MissingSetting(ProviderConfigError):
         super().__init__(f"sender setting {setting!r} is missing")
 
 
-def provider_for(name: str, channel: str, client: httpx.Client, settings: dict[str, Any]) -> Provider:
+def provider_for(name: str, channel: str, client: httpx.AsyncClient, settings: dict[str, Any]) -> Provider:
     """The adapter for a sender; raises `ProviderConfigError` for an unknown provider or a missing setting
     (adapters read their required settings with `settings[...]` when they are built)."""
     factory = PROVIDERS.get((name, channel))

@@ -31,7 +31,7 @@ TRANSIENT_CODES = frozenset({20500, 20503, 30001, 30003, 30008})
 class TwilioSms:
     """Sends through one Twilio account (or the sandbox at another base URL)."""
 
-    def __init__(self, client: httpx.Client, settings: dict[str, Any]) -> None:
+    def __init__(self, client: httpx.AsyncClient, settings: dict[str, Any]) -> None:
         self.client = client
         self.base_url = str(settings.get("base_url") or "https://api.twilio.com").rstrip("/")
         self.account_sid = str(settings["account_sid"])
@@ -40,7 +40,7 @@ class TwilioSms:
         self.sender = str(settings.get("messaging_service_sid") or settings["from"])
         self.status_callback = settings.get("status_callback")
 
-    def send(self, message: Outbound) -> SendResult:
+    async def send(self, message: Outbound) -> SendResult:
         form = {"To": message.to, self.sender_field: self.sender, "Body": message.body}
         if self.status_callback:
             # Our message id rides in the callback URL: Twilio echoes it, so receipts match without a lookup.
@@ -49,7 +49,7 @@ class TwilioSms:
         try:
             # Providers that deduplicate (the sandbox) answer a retried request once; others ignore the header.
             headers = {"Idempotency-Key": f"msg-{message.message_id}"}
-            response = self.client.post(url, data=form, auth=(self.account_sid, self.auth_token), headers=headers)
+            response = await self.client.post(url, data=form, auth=(self.account_sid, self.auth_token), headers=headers)
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
         if response.status_code in (200, 201):

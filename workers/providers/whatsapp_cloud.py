@@ -34,14 +34,14 @@ TRANSIENT = frozenset({1, 2, 131000, 131016})
 class WhatsAppCloud:
     """Sends approved templates (and plain text inside a customer-service window) from one phone number."""
 
-    def __init__(self, client: httpx.Client, settings: dict[str, Any]) -> None:
+    def __init__(self, client: httpx.AsyncClient, settings: dict[str, Any]) -> None:
         self.client = client
         base = str(settings.get("base_url") or "https://graph.facebook.com").rstrip("/")
         version = str(settings.get("api_version") or DEFAULT_VERSION)
         self.url = f"{base}/{version}/{settings['phone_number_id']}/messages"
         self.headers = {"Authorization": f"Bearer {settings['access_token']}"}
 
-    def send(self, message: Outbound) -> SendResult:
+    async def send(self, message: Outbound) -> SendResult:
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -61,7 +61,7 @@ class WhatsAppCloud:
         else:
             payload.update(type="text", text={"body": message.body})
         try:
-            response = self.client.post(self.url, json=payload, headers=self.headers)
+            response = await self.client.post(self.url, json=payload, headers=self.headers)
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
         if response.status_code == 200:

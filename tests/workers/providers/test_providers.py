@@ -1,7 +1,9 @@
-"""Provider adapters over httpx.MockTransport: the request each builds and how each answer is classified."""
+"""Provider adapters over httpx.MockTransport (on an AsyncClient): the request each builds and how each answer is
+classified."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -53,9 +55,10 @@ def graph_error(code: int, status: int = 400, **extra: object) -> httpx.Response
     ],
 )
 def test_meta_error_codes_land_in_the_right_class(answer: httpx.Response, kind: type, code: str) -> None:
-    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: answer))
     with pytest.raises(kind) as caught:
-        WhatsAppCloud(client, GRAPH).send(Outbound(1, "+2250707123456", "x", TemplateCall("t", "fr", ("a",))))
+        message = Outbound(1, "+2250707123456", "x", TemplateCall("t", "fr", ("a",)))
+        asyncio.run(WhatsAppCloud(client, GRAPH).send(message))
     assert caught.value.code == code
     if code == "131056":
         assert caught.value.sender_wide is False
@@ -77,10 +80,9 @@ def test_whatsapp_sends_the_template_with_its_parameters() -> None:
             },
         )
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    result = WhatsAppCloud(client, GRAPH).send(
-        Outbound(7, "+2250707123456", "Bonjour Jean", TemplateCall("promo_fr", "fr", ("Jean", "ORD-1")))
-    )
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    message = Outbound(7, "+2250707123456", "Bonjour Jean", TemplateCall("promo_fr", "fr", ("Jean", "ORD-1")))
+    result = asyncio.run(WhatsAppCloud(client, GRAPH).send(message))
     assert result.provider_message_id == "wamid.ABC"
     request = seen[0]
     assert str(request.url) == "https://graph.test/v21.0/123/messages"
@@ -112,9 +114,9 @@ def test_whatsapp_sends_the_template_with_its_parameters() -> None:
     ],
 )
 def test_twilio_answers_are_classified_by_code(answer: httpx.Response, kind: type, code: str) -> None:
-    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: answer))
     with pytest.raises(kind) as caught:
-        TwilioSms(client, TWILIO).send(Outbound(1, "+2250707123456", "hi"))
+        asyncio.run(TwilioSms(client, TWILIO).send(Outbound(1, "+2250707123456", "hi")))
     assert caught.value.code == code
     if kind is Throttled:
         assert caught.value.retry_after == 3.0
@@ -127,8 +129,9 @@ def test_twilio_request_is_form_encoded_with_basic_auth_and_our_reference() -> N
         seen.append(request)
         return httpx.Response(201, json={"sid": "SM1"})
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    TwilioSms(client, {**TWILIO, "status_callback": "https://us/cb"}).send(Outbound(9, "+2250707123456", "Prix: 10€"))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    twilio = TwilioSms(client, {**TWILIO, "status_callback": "https://us/cb"})
+    asyncio.run(twilio.send(Outbound(9, "+2250707123456", "Prix: 10€")))
     request = seen[0]
     assert request.url.path == "/2010-04-01/Accounts/AC1/Messages.json"
     assert request.headers["Idempotency-Key"] == "msg-9"
@@ -158,9 +161,9 @@ def test_network_failures_are_transient_before_the_request_left_and_ambiguous_af
     def handler(request: httpx.Request) -> httpx.Response:
         raise error
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     with pytest.raises(kind):
-        TwilioSms(client, TWILIO).send(Outbound(1, "+2250707123456", "hi"))
+        asyncio.run(TwilioSms(client, TWILIO).send(Outbound(1, "+2250707123456", "hi")))
 
 
 @pytest.mark.parametrize(
@@ -176,11 +179,11 @@ def test_network_failures_are_transient_before_the_request_left_and_ambiguous_af
 @pytest.mark.parametrize("adapter", ["twilio", "whatsapp"])
 def test_a_success_we_cannot_read_is_ambiguous_not_failed(answer: httpx.Response, adapter: str) -> None:
     # The provider took the message: failing it would invite a resend, and a resend a duplicate.
-    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: answer))
     provider = TwilioSms(client, TWILIO) if adapter == "twilio" else WhatsAppCloud(client, GRAPH)
     answer.status_code = 201 if adapter == "twilio" else 200
     with pytest.raises(Ambiguous) as caught:
-        provider.send(Outbound(1, "+2250707123456", "hi"))
+        asyncio.run(provider.send(Outbound(1, "+2250707123456", "hi")))
     assert caught.value.code == "bad_answer"
 
 
@@ -200,7 +203,7 @@ def test_a_sandbox_sms_sender_authenticates_with_its_own_token_else_the_operator
     from dispatcher.config import get_settings
     from workers.providers.registry import provider_for
 
-    client = httpx.Client(transport=httpx.MockTransport(lambda _request: httpx.Response(201, json={"sid": "SM1"})))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: httpx.Response(201, json={"sid": "SM1"})))
     own = provider_for("sandbox", "sms", client, {"auth_token": "per-sender", "from": "X"})
     assert isinstance(own, TwilioSms) and own.auth_token == "per-sender"
     monkeypatch.setenv("DISPATCHER_SANDBOX_WEBHOOK_SECRET", "operator-secret")
