@@ -131,9 +131,44 @@ def _counts_for_budget(o: Recorded) -> bool:
 
 
 def _streak_arg(o: Recorded) -> str:
-    if _counts_for_budget(o):
-        return "1"
-    return "-" if o.status == MessageStatus.FAILED else "0"
+    return _streak_step(o.status, o.budget)
+
+
+def _streak_step(status: str, budget: bool) -> str:
+    """What an outcome does to its campaign's streak: '1' extends it (a permanent failure), '0' resets it
+    (anything that reached the provider otherwise), '-' leaves it (a failure that is not the campaign's)."""
+    if status == MessageStatus.FAILED:
+        return "1" if budget else "-"
+    return "0"
+
+
+class Streaks:
+    """Each campaign's streak as one batch sees it: read once when its calls start, followed as they end.
+    The counting call pauses a campaign only once the batch is over, so without this a batch would go on
+    calling for a campaign that already reached the budget; with it, the budget is overshot at most by
+    calls already in flight (of this batch, started together, and of batches running beside it)."""
+
+    def __init__(self, r: redis.Redis, limit: int, campaign_ids: Sequence[int]) -> None:
+        self.limit = limit
+        self._paused: set[int] = set()
+        ids = list(dict.fromkeys(campaign_ids))
+        values: list[Any] = r.mget([keys.campaign_failures(c) for c in ids]) if limit and ids else []
+        self._streak = {c: int(v or 0) for c, v in zip(ids, values, strict=False)}
+
+    def exhausted(self, campaign_id: int) -> bool:
+        return bool(self.limit) and self._streak.get(campaign_id, 0) >= self.limit
+
+    def note(self, ctx: Context, campaign_id: int, final: Recorded) -> None:
+        """Follow the streak; the call that spends the budget pauses the campaign at once, so the batches
+        running beside this one see the pause in the limiter instead of sending on."""
+        step = _streak_step(final.status, final.budget)
+        if step == "1":
+            self._streak[campaign_id] = self._streak.get(campaign_id, 0) + 1
+        elif step == "0":
+            self._streak[campaign_id] = 0
+        if self.exhausted(campaign_id) and campaign_id not in self._paused:
+            self._paused.add(campaign_id)
+            _auto_pause(ctx, campaign_id, self.limit, final.code, final.text)
 
 
 def _auto_pause(ctx: Context, campaign_id: int, budget: int, code: str | None, text: str | None) -> bool:

@@ -51,7 +51,7 @@ from workers.providers.base import (
 from workers.providers.registry import ProviderConfigError, provider_for
 from workers.sending import limiter as lim
 from workers.sending import writes
-from workers.sending.budget import ProviderCall, Recorded, record_outcomes
+from workers.sending.budget import ProviderCall, Recorded, Streaks, record_outcomes
 from workers.sending.context import Context
 
 log = structlog.get_logger(__name__)
@@ -148,6 +148,12 @@ class Job:
         code, text = (exc.code, exc.text) if exc is not None else (None, None)
         self.release = writes.Release(self.msg.id, leases.retry(retry_in, lease), code, text, attempt)
         self.verdict, self.retry_in = verdict, retry_in
+
+    def park(self) -> None:
+        """Claimed, but its campaign is paused: back to `queued` until the resume (not an attempt)."""
+        assert self.msg is not None
+        self.release = writes.Release(self.msg.id, leases.PARKED, None, None, attempt=False)
+        self.verdict = Verdict.PAUSED
 
     @property
     def outcome(self) -> Outcome:
@@ -293,21 +299,35 @@ def _claim(ctx: Context, jobs: list[Job]) -> None:
 
 async def _call_all(ctx: Context, jobs: list[Job]) -> None:
     flags = _Flags(ctx.r)
-    await asyncio.gather(*(_call(ctx, job, flags) for job in jobs))
+    streaks = Streaks(ctx.r, ctx.settings.error_budget, [job.ref.campaign_id for job in jobs])
+    await asyncio.gather(*(_call(ctx, job, flags, streaks) for job in jobs))
 
 
-async def _call(ctx: Context, job: Job, flags: _Flags) -> None:
+async def _call(ctx: Context, job: Job, flags: _Flags, streaks: Streaks) -> None:
     """One provider call; never raises: every end is recorded on the job for the batch's writes."""
     assert job.msg is not None
+    campaign_id = job.ref.campaign_id
     if job.decision.code == lim.RESERVED:
         await asyncio.sleep(job.decision.wait_seconds)  # our slot: sleeping keeps the rate exact
         # A pause or cancel during the sleep must still stop this send ("within a second").
-        flag = flags.get(job.ref.campaign_id)
+        flag = flags.get(campaign_id)
         if flag is not None:
-            job.verdict = Verdict(flag)
             if flag == Control.PAUSED:
-                job.release = writes.Release(job.msg.id, leases.PARKED, None, None, attempt=False)
+                job.park()
+            else:
+                job.verdict = Verdict.CANCELLED  # skipped with the batch's writes
             return
+    if streaks.exhausted(campaign_id):
+        # The error budget is spent: the counting call pauses the campaign; this one waits for the resume.
+        job.park()
+        return
+    await _send(ctx, job)
+    if job.final is not None:
+        streaks.note(ctx, campaign_id, _recorded(job))
+
+
+async def _send(ctx: Context, job: Job) -> None:
+    assert job.msg is not None
     config, msg = job.config, job.msg
     assert job.content is not None
     template = job.content.template
