@@ -14,8 +14,8 @@ and it hides tasks from Flower just the same. This step:
   on a channel of its own whose prefetch is `send_batch_size * (send_batch_threads + 1)`;
 * acks a message only after its batch's final write committed; a batch that dies is published again
   with a countdown (its claimed rows, if any, are settled by the reconciler), never acked as done;
-* keeps ETA messages (retries, deferrals) on a timer, out of the buffer, raising the prefetch meanwhile
-  as Celery does for its own ETA tasks;
+* keeps ETA messages (retries, deferrals) in a heap until they are due, out of the buffer, raising the
+  prefetch meanwhile as Celery does for its own ETA tasks;
 * acks, rejects and flushes on the consumer's own thread (py-amqp channels are not thread-safe), while
   batches run on `send_batch_threads` threads, each with its own event loop and HTTP client.
 
@@ -24,6 +24,8 @@ Flower shows no task per recipient: the `dispatcher_send_batches` and `dispatche
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -109,7 +111,9 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
         self._pool: ThreadPoolExecutor | None = None
         self._qos: QoS | None = None
         self._tick: Any = None
-        self._timer: Any = None
+        # Delayed messages (retries, deferrals): (due, arrival order, message, ref), earliest first.
+        self._later: list[tuple[float, int, Message, SendRef]] = []
+        self._order = itertools.count()
 
     def start(self, c: Any) -> None:
         self._queues = self._take_over(c)
@@ -118,7 +122,7 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
         self._buffer, self._done = [], deque()
         threads = self.settings.send_batch_threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send-batch")
-        self._timer = c.timer
+        self._later = []
         super().start(c)
         self._tick = c.timer.call_repeatedly(min(self.wait, 0.005) or 0.005, self._on_tick)
         log.info("consuming sends in batches", queues=[q.name for q in self._queues], size=self.size, threads=threads)
@@ -150,8 +154,8 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
             self._pool.shutdown(wait=True)  # batches in flight end and queue their acks
             self._pool = None
         self._drain()
-        # What is still buffered was never sent: left unacked, the broker delivers it again.
-        self._buffer = []
+        # What is still buffered or delayed was never sent: left unacked, the broker delivers it again.
+        self._buffer, self._later = [], []
 
     # The consumer's own thread from here on: deliveries, the tick, acks.
 
@@ -170,15 +174,24 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
             assert self._qos is not None
             self._qos.increment_eventually()
             self._qos.update()
-            self._timer.call_after(delay, self._due, (message, ref))
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), message, ref))
             return
         self._add(message, ref)
 
-    def _due(self, message: Message, ref: SendRef) -> None:
-        assert self._qos is not None
-        self._qos.decrement_eventually()
-        self._qos.update()
-        self._add(message, ref)
+    def _due(self) -> None:
+        """Delayed messages whose time came join the buffer. One heap read by the tick, not a hub timer per
+        message: the hub fires at most 10 timers per loop turn and may then poll for a second, so a few
+        hundred due at once (a throttled batch's deferrals) would wait tens of seconds."""
+        now = time.monotonic()
+        due = 0
+        while self._later and self._later[0][0] <= now:
+            _, _, message, ref = heapq.heappop(self._later)
+            self._add(message, ref)
+            due += 1
+        if due:
+            assert self._qos is not None
+            self._qos.decrement_eventually(due)
+            self._qos.update()
 
     def _add(self, message: Message, ref: SendRef) -> None:
         if not self._buffer:
@@ -189,6 +202,7 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
 
     def _on_tick(self) -> None:
         self._drain()
+        self._due()
         if self._buffer and time.monotonic() - self._buffer_since >= self.wait:
             self._flush()
 

@@ -60,7 +60,7 @@ SENDER_CACHE_SECONDS = 30.0
 # Pair-rate refusals (WhatsApp 131056) one message may get before it fails: ~22 minutes of backoff.
 MAX_PAIR_THROTTLES = 8
 # A campaign's pause/cancel flag, read again after a reserved slot's sleep, is trusted this long.
-FLAG_FRESH_SECONDS = 0.1
+FLAG_FRESH_SECONDS = 0.02
 _sender_cache: dict[int, SenderConfig] = {}
 
 

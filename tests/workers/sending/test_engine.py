@@ -223,7 +223,9 @@ def test_the_error_budget_auto_pauses_a_failing_campaign(stack: Stack, sandbox_b
     assert body["status"] == "PAUSED"
     assert "auto-paused after 10 consecutive permanent failures" in body["statusReason"]
     assert "21610" in body["statusReason"]
-    assert 10 <= body["stats"]["failed"] <= 14  # in-flight sends may finish; the rest wait
+    # Sends already in flight may finish (in a batch, those of a batch beside the one that spent the budget)
+    assert 10 <= body["stats"]["failed"] <= 16
+    # The rest wait
     assert body["stats"]["pending"] >= 40
 
     # And after a resume the budget starts again: ten more failures in a row pause it again
@@ -237,7 +239,7 @@ def test_the_error_budget_auto_pauses_a_failing_campaign(stack: Stack, sandbox_b
     time.sleep(1.5)
     body = tenant.get(f"/v1/campaigns/{cid}").json()
     assert body["status"] == "PAUSED", body["stats"]
-    assert failed_before + 10 <= body["stats"]["failed"] <= failed_before + 14
+    assert failed_before + 10 <= body["stats"]["failed"] <= failed_before + 16
 
 
 def test_a_pause_after_the_last_message_left_still_ends_the_campaign(stack: Stack, sandbox_box: httpx.Client) -> None:
