@@ -257,7 +257,7 @@ def _gate(ctx: Context, jobs: list[Job]) -> None:
                 cancelled.append(job)
             elif decision.code in (lim.TOO_FAR, lim.SENDER_PAUSED):
                 # Too long to hold a batch for: back to the broker with a countdown.
-                job.verdict, job.retry_in = Verdict.DEFERRED, decision.wait_seconds + random.uniform(0, 1.0)
+                job.verdict, job.retry_in = Verdict.DEFERRED, _deferral(ctx, decision)
                 waits["deferred"].append(decision.wait_seconds)
             elif decision.code == lim.RESERVED:
                 waits["reserved"].append(decision.wait_seconds)
@@ -268,6 +268,16 @@ def _gate(ctx: Context, jobs: list[Job]) -> None:
         for job in paused:
             job.verdict = Verdict.PAUSED
     _skip_cancelled(ctx, cancelled, claimed=False)
+
+
+def _deferral(ctx: Context, decision: lim.Decision) -> float:
+    """When a deferred message comes back. For its slot, half the limiter's horizon early: it can reserve
+    that far ahead, so it is there when its slot comes and the sender's rate has no gaps. For a provider's
+    pause, after it, spread over a second."""
+    if decision.code == lim.TOO_FAR:
+        early = ctx.limiter.max_wait_ms / 2000
+        return max(0.0, decision.wait_seconds - early) + random.uniform(0, 0.1)
+    return decision.wait_seconds + random.uniform(0, 1.0)
 
 
 def _skip_cancelled(ctx: Context, jobs: list[Job], *, claimed: bool) -> None:
@@ -413,8 +423,7 @@ def _settle(ctx: Context, jobs: list[Job]) -> None:
     writes.release(conn, [job.release for job in jobs if job.release is not None])
     _skip_cancelled(ctx, [j for j in jobs if j.verdict == Verdict.CANCELLED and j.msg is not None], claimed=True)
     counted = [job for job in jobs if job.final is not None and job.final.message_id in won]
-    tally = record_outcomes(ctx, [_recorded(job) for job in counted])
-    for run_id in tally.finished_runs:
+    for run_id in record_outcomes(ctx.r, [_recorded(job) for job in counted]):
         finish_run(ctx.session(), ctx.r, run_id)
     for job in counted:
         if job.verdict == Verdict.SENT and job.content is not None and job.content.tags:
