@@ -206,40 +206,44 @@ def test_cancel_skips_the_rest(stack: Stack, sandbox_box: httpx.Client) -> None:
     assert tenant.get("/v1/campaigns", params={"status": "CANCELLED"}).json()["total"] == 1
 
 
+def paused_and_settled(tenant: Tenant, cid: str) -> dict:
+    """The campaign once paused and its counts still: a batch counts its outcomes when its last call ends,
+    which a reserved slot's sleep can hold back for up to the limiter's horizon (2 s)."""
+    deadline = time.monotonic() + 30
+    body = tenant.get(f"/v1/campaigns/{cid}").json()
+    while time.monotonic() < deadline and body["status"] != "PAUSED":
+        time.sleep(0.2)
+        body = tenant.get(f"/v1/campaigns/{cid}").json()
+    while time.monotonic() < deadline:
+        time.sleep(2.5)
+        later = tenant.get(f"/v1/campaigns/{cid}").json()
+        if later["stats"] == body["stats"]:
+            return later
+        body = later
+    return body
+
+
 def test_the_error_budget_auto_pauses_a_failing_campaign(stack: Stack, sandbox_box: httpx.Client) -> None:
     # Given every number is refused (the test stack sets the budget to 10 consecutive failures)
     sandbox_box.post("/_sandbox/faults", json={"numbers": "*", "kind": "permanent", "code": 21610})
     tenant = make_tenant(stack, "budget", rate=20, burst=1)
     cid = submit(tenant, [ci_phone(87_000 + i) for i in range(60)])
 
-    deadline = time.monotonic() + 30
-    body = tenant.get(f"/v1/campaigns/{cid}").json()
-    while time.monotonic() < deadline and body["status"] != "PAUSED":
-        time.sleep(0.2)
-        body = tenant.get(f"/v1/campaigns/{cid}").json()
-    time.sleep(1.5)
-    body = tenant.get(f"/v1/campaigns/{cid}").json()
+    body = paused_and_settled(tenant, cid)
 
     assert body["status"] == "PAUSED"
     assert "auto-paused after 10 consecutive permanent failures" in body["statusReason"]
     assert "21610" in body["statusReason"]
-    # Sends already in flight may finish (in a batch, those of a batch beside the one that spent the budget)
-    assert 10 <= body["stats"]["failed"] <= 16
+    assert 10 <= body["stats"]["failed"] <= 14  # in-flight sends may finish; the rest wait
     # The rest wait
     assert body["stats"]["pending"] >= 40
 
     # And after a resume the budget starts again: ten more failures in a row pause it again
     failed_before = body["stats"]["failed"]
     assert tenant.post(f"/v1/campaigns/{cid}/resume", {}).json()["status"] == "PENDING"
-    deadline = time.monotonic() + 30
-    body = tenant.get(f"/v1/campaigns/{cid}").json()
-    while time.monotonic() < deadline and body["status"] == "PENDING":
-        time.sleep(0.2)
-        body = tenant.get(f"/v1/campaigns/{cid}").json()
-    time.sleep(1.5)
-    body = tenant.get(f"/v1/campaigns/{cid}").json()
+    body = paused_and_settled(tenant, cid)
     assert body["status"] == "PAUSED", body["stats"]
-    assert failed_before + 10 <= body["stats"]["failed"] <= failed_before + 16
+    assert failed_before + 10 <= body["stats"]["failed"] <= failed_before + 14
 
 
 def test_a_pause_after_the_last_message_left_still_ends_the_campaign(stack: Stack, sandbox_box: httpx.Client) -> None:
