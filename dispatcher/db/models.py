@@ -279,6 +279,9 @@ class Run(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
+    # Set once the fan-out has written every message row: a run is never finished before (its sends may
+    # overtake a long fan-out, which writes and publishes chunk by chunk).
+    materialised_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     # Snapshot of the Redis counters, written when the run finishes (and by counter rebuilds).
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
