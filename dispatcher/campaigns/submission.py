@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -148,10 +148,13 @@ def _build(
     session.add(campaign)
     session.flush()
     # By payload location: `direct` is deduplicated, so its positions are not the payload's.
-    session.add_all(
-        CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_loc.get(loc))
+    # Core rows, not ORM objects: a 100k audience would otherwise be 100k objects through the unit of work.
+    audience_rows = [
+        {"campaign_id": campaign.id, "contact_id": c.id, "position": i, "data": data_by_loc.get(loc)}
         for i, (c, loc) in enumerate(direct)
-    )
+    ]
+    if audience_rows:
+        session.execute(insert(CampaignContact), audience_rows)
     runs: list[Run] = []
     if spec.type == CampaignType.SMS:
         runs.append(
