@@ -257,6 +257,7 @@ class CampaignContact(Base):
     """A contact named directly by the campaign, with the per-contact data of the WhatsApp envelope."""
 
     __tablename__ = "campaign_contacts"
+    __table_args__ = (Index("ix_campaign_contacts_position", "campaign_id", "position"),)
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)

@@ -1,4 +1,5 @@
-"""runs.materialised_at: when a run's message rows were all written (the fan-out streams them)
+"""runs.materialised_at: when a run's message rows were all written (the fan-out streams them); an index
+on a campaign's listed contacts in order (the details and the fan-out read them by position)
 
 Revision ID: 0002
 Revises: 0001
@@ -21,8 +22,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("materialised_at", sa.DateTime(timezone=True), nullable=True))
     # Runs that started before this revision wrote their rows in one transaction: they are complete.
     op.execute("UPDATE runs SET materialised_at = started_at WHERE started_at IS NOT NULL")
+    op.create_index("ix_campaign_contacts_position", "campaign_contacts", ["campaign_id", "position"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_campaign_contacts_position", table_name="campaign_contacts")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("materialised_at")
