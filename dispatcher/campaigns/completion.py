@@ -44,11 +44,12 @@ def in_flight(session: Session, run_id: int) -> bool:
 
 
 def finish_run(session: Session, r: redis.Redis, run_id: int, *, reason: str | None = None) -> bool:
-    """Give the run its final status if nothing is in flight; True if this call did it."""
-    if in_flight(session, run_id):
+    """Give the run its final status if its rows are all written and none is in flight; True if this call
+    did it."""
+    run = session.get_one(Run, run_id, populate_existing=True)
+    if run.materialised_at is None or in_flight(session, run_id):
         return False
     counts = counts_from_db(session, run_id)
-    run = session.get_one(Run, run_id)
     campaign = session.get_one(Campaign, run.campaign_id)
     if campaign.status == CampaignStatus.CANCELLED:
         status, reason = RunStatus.CANCELLED, reason or campaign.status_reason or "cancelled"

@@ -73,8 +73,10 @@ class SmsContactIn(BaseModel):
     def _needs_id_or_phone(self) -> SmsContactIn:
         if self.id is None and self.phone is None:
             raise ValueError("a contact needs a phone (or the id of a saved contact)")
-        # Extra keys are custom fields too: the same limits, on what will be stored.
-        _storable(self.custom_fields())
+        # Extra keys are custom fields too: the same limits, on what will be stored (most contacts have none:
+        # a 100k list would otherwise build 100k empty dicts here).
+        if self.model_extra or self.fields:
+            _storable(self.custom_fields())
         return self
 
     def custom_fields(self) -> dict[str, Scalar]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,7 +108,7 @@ def _build(
     schedule = _resolve_schedule(spec, settings, now, errors)
     errors.raise_if_any()
 
-    audience: list[tuple[Contact, Loc]] = list(direct)
+    audience: list[tuple[Recipient, Loc]] = list(direct)
     seen = {c.id for c, _ in direct}
     for contact in contact_store.members_of(session, group_ids):
         if contact.id not in seen:
@@ -148,10 +148,13 @@ def _build(
     session.add(campaign)
     session.flush()
     # By payload location: `direct` is deduplicated, so its positions are not the payload's.
-    session.add_all(
-        CampaignContact(campaign_id=campaign.id, contact_id=c.id, position=i, data=data_by_loc.get(loc))
+    # Core rows, not ORM objects: a 100k audience would otherwise be 100k objects through the unit of work.
+    audience_rows = [
+        {"campaign_id": campaign.id, "contact_id": c.id, "position": i, "data": data_by_loc.get(loc)}
         for i, (c, loc) in enumerate(direct)
-    )
+    ]
+    if audience_rows:
+        session.execute(insert(CampaignContact), audience_rows)
     runs: list[Run] = []
     if spec.type == CampaignType.SMS:
         runs.append(
@@ -165,10 +168,14 @@ def _build(
     return campaign, runs
 
 
+Recipient = Contact | contact_store.NewContact
+
+
 def _resolve_recipients(
     session: Session, account_id: int, recipients: list[RecipientSpec], errors: Collector, *, sms: bool = True
-) -> list[tuple[Contact, Loc]]:
-    """Find or create the listed contacts; a phone listed twice is one recipient (the first listing wins)."""
+) -> list[tuple[Recipient, Loc]]:
+    """Find or create the listed contacts; a phone listed twice is one recipient (the first listing wins).
+    Saved contacts are updated as ORM objects; new ones are written together in one statement."""
     phones: dict[int, str] = {}
     for i, r in enumerate(recipients):
         if r.phone is not None:
@@ -178,24 +185,29 @@ def _resolve_recipients(
                 errors.add((*r.loc, r.phone_field), str(exc), "phone")
     wanted_ids = {i: contact_store.parse_id(r.contact_id) for i, r in enumerate(recipients) if r.contact_id is not None}
     by_id = contact_store.by_ids(session, account_id, (v for v in wanted_ids.values() if v is not None))
-    by_phone = contact_store.by_phones(session, account_id, phones.values())
-    # Phones naming no saved contact become contacts now (rolled back with the rest if the submission fails).
-    new_phones = (p for i, p in phones.items() if recipients[i].contact_id is None and p not in by_phone)
-    by_phone.update(contact_store.ensure(session, account_id, new_phones)[0])
+    by_phone: dict[str, Recipient] = dict(contact_store.by_phones(session, account_id, phones.values()))
+    # Phones naming no saved contact become contacts (rolled back with the rest if the submission fails).
+    new: dict[str, contact_store.NewContact] = {}
+    for i, phone in phones.items():
+        if recipients[i].contact_id is None and phone not in by_phone:
+            by_phone[phone] = new[phone] = contact_store.NewContact(phone)
 
-    out: list[tuple[Contact, Loc]] = []
-    seen: set[int] = set()
+    out: list[tuple[Recipient, Loc]] = []
+    given_new: list[tuple[str, contact_store.ContactFields]] = []
+    seen: set[int] = set()  # by object: a new contact has no id yet
     for i, r in enumerate(recipients):
         given = contact_store.ContactFields(r.name, r.first_name, r.last_name, r.sex, r.fields or None)
+        contact: Recipient
         if r.contact_id is not None:
-            contact = by_id.get(wanted_ids[i] or -1)
-            if contact is None:
+            found = by_id.get(wanted_ids[i] or -1)
+            if found is None:
                 errors.add((*r.loc, "id"), f"contact {r.contact_id!r} does not exist in this account", "not_found")
                 continue
+            contact = found
             new_phone = phones.get(i)
             if new_phone is not None and new_phone != contact.phone:
                 owner = by_phone.get(new_phone)
-                if owner is not None and owner.id != contact.id:
+                if owner is not None and owner is not contact:
                     errors.add((*r.loc, "phone"), f"{new_phone} already belongs to contact {owner.id}", "conflict")
                     continue
                 contact.phone = new_phone
@@ -209,11 +221,35 @@ def _resolve_recipients(
         if problem is not None:
             errors.add((*r.loc, "fields"), problem, "fields")
             continue
-        if contact.id not in seen:
-            seen.add(contact.id)
+        if isinstance(contact, contact_store.NewContact):
+            given_new.append((contact.phone, given))
+        if id(contact) not in seen:
+            seen.add(id(contact))
             out.append((contact, r.loc))
+    if errors.errors:
+        return out
+    _create_new(session, account_id, new, given_new)
     session.flush()
     return out
+
+
+def _create_new(
+    session: Session,
+    account_id: int,
+    new: dict[str, contact_store.NewContact],
+    given: list[tuple[str, contact_store.ContactFields]],
+) -> None:
+    """Write the new contacts; one that a concurrent submission created meanwhile is loaded and updated
+    instead, and takes its saved id."""
+    taken = contact_store.create(session, account_id, new.values())
+    if not taken:
+        return
+    saved = contact_store.by_phones(session, account_id, [c.phone for c in taken])
+    for phone, fields in given:
+        if phone in saved:
+            contact_store.apply(saved[phone], fields)
+    for contact in taken:
+        contact.id = saved[contact.phone].id
 
 
 def _resolve_template(session: Session, account_id: int, spec: CampaignSpec, errors: Collector) -> Template | None:
@@ -280,7 +316,7 @@ def _resolve_schedule(spec: CampaignSpec, settings: Settings, now: datetime, err
 
 def _render_all(
     renderer: Renderer,
-    recipients: list[tuple[Contact, Loc]],
+    recipients: list[tuple[Recipient, Loc]],
     data_by_loc: dict[Loc, dict[str, Scalar] | None],
     text_loc: Loc,
     errors: Collector,

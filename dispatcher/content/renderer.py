@@ -11,12 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from dispatcher.content import templates
 from dispatcher.content.encoding import Encoding, analyse
 from dispatcher.content.personalisation import Person, custom_variables, missing_fields, render
-from dispatcher.db.models import Contact, Template
+from dispatcher.db.models import Template
 
 # Providers cap concatenated SMS (Twilio: 1,600 chars, about 10 GSM segments); beyond that it is a mistake.
 MAX_SEGMENTS = 10
@@ -149,7 +149,22 @@ class Totals:
         self.total_segments = (self.total_segments or 0) + rendered.segments
 
 
-def to_person(contact: Contact) -> Person:
+class Personal(Protocol):
+    """What a contact offers personalisation: a saved contact, or one a submission is creating."""
+
+    @property
+    def phone(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def fields(self) -> Mapping[str, Any] | None: ...
+
+
+def to_person(contact: Personal) -> Person:
     return Person(
         phone=contact.phone,
         name=contact.name,

@@ -257,6 +257,7 @@ class CampaignContact(Base):
     """A contact named directly by the campaign, with the per-contact data of the WhatsApp envelope."""
 
     __tablename__ = "campaign_contacts"
+    __table_args__ = (Index("ix_campaign_contacts_position", "campaign_id", "position"),)
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
@@ -279,6 +280,9 @@ class Run(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
+    # Set once the fan-out has written every message row: a run is never finished before (its sends may
+    # overtake a long fan-out, which writes and publishes chunk by chunk).
+    materialised_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     # Snapshot of the Redis counters, written when the run finishes (and by counter rebuilds).
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)

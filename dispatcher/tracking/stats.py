@@ -36,6 +36,15 @@ def bump(r: redis.Redis, run_id: int, field: str, by: int = 1, *, undo: str | No
     return as_counts(pipe.execute()[-1])
 
 
+def bump_many(r: redis.Redis, run_id: int, deltas: Mapping[str, int]) -> None:
+    """Add to several counters of a run in one round trip (the fan-out's totals, chunk by chunk)."""
+    pipe = r.pipeline(transaction=True)
+    for field, by in deltas.items():
+        if by:
+            pipe.hincrby(keys.run_stats(run_id), field, by)
+    pipe.execute()
+
+
 def read(r: redis.Redis, run_ids: Iterable[int]) -> dict[int, dict[str, int] | None]:
     """Counts per run; None where Redis has no counters (expired or lost: use the database snapshot).
 
