@@ -1,8 +1,8 @@
 """runs.materialised_at: when a run's message rows were all written (the fan-out streams them); an index
 on a campaign's listed contacts in order (the details and the fan-out read them by position)
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
