@@ -35,6 +35,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Not possible in the resource's current state (e.g. resuming a cancelled campaign)",
         "content": {"application/json": {"schema": _MESSAGE}},
     },
+    413: {
+        "description": "The request body is larger than `DISPATCHER_MAX_BODY_MB` (type `too_large`); it was not read",
+        "content": {"application/json": {"schema": _ERROR_DETAIL}},
+    },
     422: {
         "description": "Invalid input; `loc` names the field (and contact index)",
         "content": {"application/json": {"schema": _ERROR_DETAIL}},

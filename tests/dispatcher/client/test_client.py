@@ -463,6 +463,14 @@ def test_server_errors_other_statuses_and_unreadable_answers() -> None:
         client.campaigns.get("1")
 
 
+def test_a_refusal_under_another_status_reads_as_its_messages() -> None:
+    detail = [{"loc": ["body"], "msg": "the request body is larger than 50 MB", "type": "too_large"}]
+    with answer(413, {"detail": detail}).client() as client, pytest.raises(DispatcherError) as caught:
+        client.campaigns.create(text="x", contacts=["1"])
+    assert str(caught.value) == "HTTP 413: the request body is larger than 50 MB"
+    assert caught.value.status_code == 413 and caught.value.body == {"detail": detail}
+
+
 def test_a_failed_connection_is_a_transport_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
