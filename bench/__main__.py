@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|pipeline|memory|rss ...] [--messages N] [...]`: run benchmarks, print a summary.
+"""`python -m bench [fanout|pipeline|memory|rss|export ...] [--messages N] [...]`: run benchmarks, print a summary.
 
 Everything runs on this machine: Redis database 14 (emptied before and after), a SQLite file or a fresh
 PostgreSQL database, the sandbox gateway and one Celery worker, all on loopback and stopped by pid.
@@ -14,12 +14,12 @@ from pathlib import Path
 from bench import env
 from bench.report import Summary, say, summary_block
 
-NAMES = ("fanout", "memory", "pipeline", "rss")
+NAMES = ("fanout", "memory", "pipeline", "rss", "export")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all four)")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all five)")
     p.add_argument("--messages", type=int, help="size for the benchmark(s) named (overrides the per-bench sizes)")
     p.add_argument("--fanout-messages", type=int, default=20_000)
     p.add_argument("--fanout-rounds", type=int, default=2)
@@ -28,9 +28,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pipeline-messages", type=int, default=2_000)
     p.add_argument("--pipeline-rounds", type=int, default=3)
     p.add_argument("--rss-messages", type=int, default=20_000)
+    p.add_argument("--export-messages", type=int, default=1_000_000, help="message rows the export streams")
     p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")
-    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="pipeline and rss database")
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="pipeline, rss and export database")
     p.add_argument("--profile", type=Path, help="pipeline: record py-spy profiles of the worker into this folder")
     p.add_argument("--profile-seconds", type=int, default=10)
     args = p.parse_args(argv)
@@ -82,6 +83,10 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
                 profile_seconds=args.profile_seconds,
             )
         )
+    if name == "export":
+        from bench import export
+
+        return export.run(export.Options(messages=size or args.export_messages, db=args.db))
     from bench import rss
 
     return rss.run(

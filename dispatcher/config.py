@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     # The URL providers call us at, when a proxy sits in front (Twilio signs the exact URL it called).
     public_url: str = ""
+    # The largest request body the API reads (JSON bodies and providers' webhooks), in MB of 2**20 bytes;
+    # a larger one is a 413. A route taking bigger uploads gets its own limit in `dispatcher.api.bodies`.
+    max_body_mb: int = Field(default=50, ge=1, le=100_000)
 
     sandbox_host: str = "127.0.0.1"
     # Checks sandbox senders' webhooks when a sender has no secret of its own (created before they got one);

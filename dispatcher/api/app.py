@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatcher.api import openapi
-from dispatcher.api.bodies import BodyGuard
+from dispatcher.api.bodies import BodyGuard, BodyLimit, body_limits
 from dispatcher.api.routes import (
     campaigns,
     contacts,
@@ -21,6 +21,7 @@ from dispatcher.api.routes import (
     templates,
     webhooks,
 )
+from dispatcher.config import get_settings
 from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError, user_message
 
 
@@ -72,5 +73,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_middleware(BodyGuard)
+    # Added last, so it runs first: BodyGuard reads JSON bodies whole, so the size must be checked before.
+    app.add_middleware(BodyLimit, limits=body_limits(get_settings()))
     openapi.install(app)
     return app

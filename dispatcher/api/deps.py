@@ -1,13 +1,14 @@
-"""FastAPI dependencies: the request's database session and the account behind its Bearer token."""
+"""FastAPI dependencies: the request's database session, the account behind its Bearer token, and the
+representation a request asks for."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import redis
 import structlog
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, Header, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -47,10 +48,49 @@ def get_redis() -> redis.Redis:
     return redis_client.get_redis()
 
 
+def wants_csv(
+    format_: Annotated[
+        Literal["json", "csv"] | None,
+        Query(alias="format", description="`csv`: the answer as CSV, as `Accept: text/csv` asks (this wins)"),
+    ] = None,
+    accept: Annotated[str, Header(description="`text/csv` for the answer as CSV")] = "",
+) -> bool:
+    """`?format=` if given, else the Accept header: CSV when it ranks `text/csv` above `application/json`
+    (a tie, `*/*` or no Accept header keep JSON, the answer every client had before CSV existed)."""
+    if format_ is not None:
+        return format_ == "csv"
+    ranks = _accept_ranks(accept)
+    return ranks.get("text/csv", 0.0) > ranks.get("application/json", 0.0)
+
+
+def _accept_ranks(accept: str) -> dict[str, float]:
+    """`text/csv;q=0.9, application/json;q=0.5` -> {"text/csv": 0.9, "application/json": 0.5}."""
+    ranks: dict[str, float] = {}
+    for entry in accept.lower().split(","):
+        media, *params = (part.strip() for part in entry.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                q = _weight(value)
+        if media:
+            ranks[media] = max(ranks.get(media, 0.0), q)
+    return ranks
+
+
+def _weight(value: str) -> float:
+    try:
+        q = float(value)
+    except ValueError:
+        return 0.0
+    return q if 0.0 <= q <= 1.0 else 0.0  # an unreadable weight (or NaN) asks for nothing
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 AccountDep = Annotated[Account, Depends(get_account)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CsvWanted = Annotated[bool, Depends(wants_csv)]
 # Bounded: (page - 1) * limit is an OFFSET, and a huge one overflows PostgreSQL's bigint (a 500).
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 

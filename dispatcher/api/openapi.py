@@ -1,4 +1,4 @@
-"""OpenAPI documentation pieces shared by the routes: error shapes and the two campaign payloads."""
+"""OpenAPI documentation pieces shared by the routes: error shapes, the two campaign payloads, the CSV export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from dispatcher.campaigns.export import COLUMNS
 from dispatcher.campaigns.payloads import EnvelopeIn, SmsCampaignIn
 
 _ERROR_DETAIL = {
@@ -35,10 +36,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Not possible in the resource's current state (e.g. resuming a cancelled campaign)",
         "content": {"application/json": {"schema": _MESSAGE}},
     },
+    413: {
+        "description": "The request body is larger than `DISPATCHER_MAX_BODY_MB` (type `too_large`); it was not read",
+        "content": {"application/json": {"schema": _ERROR_DETAIL}},
+    },
     422: {
         "description": "Invalid input; `loc` names the field (and contact index)",
         "content": {"application/json": {"schema": _ERROR_DETAIL}},
     },
+}
+
+_CSV_EXAMPLE = (
+    ",".join(COLUMNS)
+    + "\r\n+2250707123456,3,read,,,SM8f2c0e,2026-12-01T09:00:01.204518Z,2026-12-01T09:00:03.120004Z,"
+    + "2026-12-01T09:12:44.908112Z,11\r\n"
+    + '+2250707123457,4,failed,21610,"Unsubscribed recipient, ""STOP"" received",,,,,11\r\n'
+)
+MESSAGES_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A page of messages as JSON; with `Accept: text/csv` or `format=csv`, every message "
+        "(`run` and `status` still filter; no paging) as a CSV file, streamed. CSV columns: "
+        + ", ".join(COLUMNS)
+        + "; times are ISO 8601 in UTC; `deliveredAt` and `readAt` are when the provider's receipts arrived.",
+        "content": {
+            "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+            "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
+        },
+        "headers": {
+            "Content-Disposition": {
+                "description": 'CSV only: `attachment; filename="campaign-{id}[-run-{run}]-messages.csv"`',
+                "schema": {"type": "string"},
+            }
+        },
+    }
 }
 
 CAMPAIGN_BODY: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""`dispatcher campaigns ...`: submit a JSON file and follow campaigns through the HTTP API.
+"""`dispatcher campaigns ...`: submit a JSON file, follow campaigns and export their messages through the HTTP API.
 
 The commands call the API through `dispatcher.client`, the Python client users get; `_api()` is the one
 place where its typed errors become the messages the user reads.
@@ -7,6 +7,8 @@ place where its typed errors become the messages the user reads.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -198,6 +200,32 @@ def show(campaign_id: str) -> None:
     table.add_row("stats", "  ".join(f"{k} {v}" for k, v in shown["stats"].items()))
     console.print(table)
     _print_errors(campaign.errors)
+
+
+@campaigns.command("export")
+@click.argument("campaign_id")
+@click.option("--run", "run_id", default=None, help="Only this run's messages (an id from `show`'s runs).")
+@click.option("--status", default=None, help="Only messages in this status (e.g. failed).")
+def export(campaign_id: str, run_id: str | None, status: str | None) -> None:
+    """Write every message of the campaign to stdout as CSV, as the API streams it: `> out.csv`."""
+    out = sys.stdout.buffer
+    written = 0
+    with _api() as client:
+        try:
+            for chunk in client.campaigns.export(campaign_id, run=run_id, status=status):
+                out.write(chunk)
+                written += len(chunk)
+            out.flush()
+        except TransportError as exc:
+            if not written:
+                raise  # no answer at all: `_api()` says the API cannot be reached
+            cut = f"the export of campaign {campaign_id} was cut short after {written:,} bytes: {exc.__cause__}"
+            raise click.ClickException(cut) from None
+        except BrokenPipeError:
+            # The reader left (`| head`): stop downloading, quietly, as Unix tools do; Python's exit flush
+            # would fail on the closed pipe again, so stdout points at /dev/null from here.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
 
 
 @campaigns.command("rejected")

@@ -2,27 +2,29 @@
 
 A resource's calls are written once, as functions returning a `Call` (see `campaigns.py`). `sync_call`
 and `async_call` turn such a function into a method of a sync or async resource with the same signature
-(mypy sees it), whose body sends the request and hands the answer to the shared `handle`.
+(mypy sees it), whose body sends the request and hands the answer to the shared `handle`. A call whose
+answer is a file (the CSV export) is sent by `_stream` instead, which yields the body as it arrives.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from dispatcher.client._call import Call, handle
+from dispatcher.client._call import Call, check_streamed, handle
 from dispatcher.client.errors import TransportError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _transport_error(call: Call[Any], exc: httpx.TransportError) -> TransportError:
-    return TransportError(f"{call.method} {call.path} got no answer: {type(exc).__name__}: {exc}")
+def _transport_error(call: Call[Any], exc: httpx.TransportError, *, answered: bool = False) -> TransportError:
+    what = "'s answer was cut short" if answered else " got no answer"
+    return TransportError(f"{call.method} {call.path}{what}: {type(exc).__name__}: {exc}")
 
 
 def _method_signature(build: Callable[..., Any]) -> inspect.Signature:
@@ -49,6 +51,20 @@ class SyncResource:
             raise _transport_error(call, exc) from exc
         return handle(call, response)
 
+    def _stream(self, call: Call[Any]) -> Iterator[bytes]:
+        """The answer's body, chunk by chunk as it arrives. The request is sent when iteration starts, and
+        errors (typed, as `_execute`'s) are raised then; an answer cut short is a `TransportError`."""
+        answered = False
+        try:
+            with self._http.stream(call.method, call.path, **call.request_kwargs()) as response:
+                answered = True
+                if response.status_code >= 400:
+                    response.read()
+                check_streamed(call, response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise _transport_error(call, exc, answered=answered) from exc
+
 
 class AsyncResource:
     """A group of calls sent through one shared `httpx.AsyncClient`."""
@@ -62,6 +78,20 @@ class AsyncResource:
         except httpx.TransportError as exc:
             raise _transport_error(call, exc) from exc
         return handle(call, response)
+
+    async def _stream(self, call: Call[Any]) -> AsyncIterator[bytes]:
+        """The answer's body, chunk by chunk as it arrives (as `SyncResource._stream`), for `async for`."""
+        answered = False
+        try:
+            async with self._http.stream(call.method, call.path, **call.request_kwargs()) as response:
+                answered = True
+                if response.status_code >= 400:
+                    await response.aread()
+                check_streamed(call, response)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise _transport_error(call, exc, answered=answered) from exc
 
 
 def sync_call(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], T]:

@@ -64,6 +64,26 @@ def handle(call: Call[T], response: httpx.Response) -> T:
         ) from exc
 
 
+def streamed(_: Any) -> None:
+    """The `parse` of a call whose answer is streamed as bytes (`SyncResource._stream`), never parsed."""
+    return None
+
+
+def check_streamed(call: Call[Any], response: httpx.Response) -> None:
+    """Raise the typed error an answer describes (its body must have been read), or a `DispatcherError` if
+    its media type is not the one the call's `Accept` header asked for (a server without that format)."""
+    if response.status_code >= 400:
+        raise error_for(response)
+    wanted = call.headers.get("Accept", "")
+    got = response.headers.get("content-type", "").split(";")[0].strip()
+    if wanted and got != wanted:
+        raise DispatcherError(
+            f"HTTP {response.status_code}: {call.method} {call.path} answered {got or 'no content type'}, not {wanted}",
+            status_code=response.status_code,
+            response=response,
+        )
+
+
 def model(cls: type[ModelT]) -> Callable[[Any], ModelT]:
     """A parser validating the answer as `cls`."""
     return cls.model_validate

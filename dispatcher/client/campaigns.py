@@ -1,4 +1,4 @@
-"""`client.campaigns`: the SMS document's `sms.campain.create/list/get`, plus control and messages.
+"""`client.campaigns`: the SMS document's `sms.campain.create/list/get`, plus control, messages and the CSV export.
 
 `create` takes the document's fields as keyword arguments, in snake_case or in the document's camelCase
 (`groups_ids` or `groupsIds`, `sender_id` or `senderId`...), so `create(**doc_object)` works too.
@@ -13,7 +13,7 @@ from time import sleep
 from typing import Any, Literal
 
 from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
-from dispatcher.client._call import Call, compact, iso, jsonable, model, path, query, time_of_day
+from dispatcher.client._call import Call, compact, iso, jsonable, model, path, query, streamed, time_of_day
 from dispatcher.client.models import Campaign, CampaignPage, Contact, MessagePage
 
 CampaignType = Literal["SMS", "SCHEDULED", "RECURRING"]
@@ -151,6 +151,13 @@ class CampaignCalls:
         params = query(page=page, limit=limit, status=status)
         return Call("GET", path("v1", "campaigns", campaign_id, "messages"), model(MessagePage), params=params)
 
+    @staticmethod
+    def export(campaign_id: str | int, *, run: str | int | None = None, status: str | None = None) -> Call[None]:
+        """Every message of the campaign (or of one `run`; `status` e.g. "failed") as CSV, streamed."""
+        params = query(run=run, status=status)
+        messages = path("v1", "campaigns", campaign_id, "messages")
+        return Call("GET", messages, streamed, params=params, headers={"Accept": "text/csv"})
+
 
 class Campaigns(SyncResource):
     """`client.campaigns` of the sync `Client`."""
@@ -164,6 +171,21 @@ class Campaigns(SyncResource):
     cancel = sync_call(CampaignCalls.cancel)
     reschedule = sync_call(CampaignCalls.reschedule)
     messages = sync_call(CampaignCalls.messages)
+
+    def export(
+        self, campaign_id: str | int, *, run: str | int | None = None, status: str | None = None
+    ) -> Iterator[bytes]:
+        """Every message of the campaign (or of one `run`) as CSV in UTF-8, chunk by chunk as the server
+        streams it: a header row (phone, contactId, status, errorCode, error, providerMessageId, sentAt,
+        deliveredAt, readAt, runId), then one row per message. Memory stays small at any size::
+
+            with open("out.csv", "wb") as out:
+                for chunk in client.campaigns.export("7"):
+                    out.write(chunk)
+
+        The request is sent when the iteration starts, and errors are raised then (`NotFoundError`...); a
+        download cut short is a `TransportError`, never a short file read as whole."""
+        return self._stream(CampaignCalls.export(campaign_id, run=run, status=status))
 
     def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> Iterator[Campaign]:
         """The campaign (without its recipients) every `interval` seconds until it is final; the last one
@@ -189,6 +211,12 @@ class AsyncCampaigns(AsyncResource):
     cancel = async_call(CampaignCalls.cancel)
     reschedule = async_call(CampaignCalls.reschedule)
     messages = async_call(CampaignCalls.messages)
+
+    def export(
+        self, campaign_id: str | int, *, run: str | int | None = None, status: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """The campaign's messages as CSV, chunk by chunk, as `async for` (see `Campaigns.export`)."""
+        return self._stream(CampaignCalls.export(campaign_id, run=run, status=status))
 
     async def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> AsyncIterator[Campaign]:
         """The campaign (without its recipients) every `interval` seconds until it is final, as `async for`."""

@@ -92,7 +92,10 @@ def error_for(response: httpx.Response) -> DispatcherError:
     if status == 422 and isinstance(detail, list):
         items = [d if isinstance(d, dict) else {"loc": [], "msg": str(d), "type": "unknown"} for d in detail]
         return ValidationError(items, status_code=status, body=body, response=response)
-    text = detail if isinstance(detail, str) else (str(body)[:300] if body else response.reason_phrase)
+    if isinstance(detail, list):  # a refusal in the 422's shape under another status (413: too large)
+        text = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    else:
+        text = detail if isinstance(detail, str) else (str(body)[:300] if body else response.reason_phrase)
     message = f"HTTP {status}: {text}"
     if status == 422:
         return ValidationError(

@@ -4,7 +4,8 @@ States only move up: sent < delivered < read. `read` implies `delivered` (Meta s
 when a message is read at once). A failure overrides only `sent` (a phone with several devices can
 report `delivered` after `failed`). Every move is one conditional UPDATE, so a repeated or late event
 changes nothing and the counters move only when the update wins. Events are matched by the provider's
-message id within the sender that received it, never by phone number.
+message id within the sender that received it, never by phone number. The message keeps when each
+receipt arrived (`delivered_at`, `read_at`): a read message was delivered by then at the latest.
 
 A provider can report on a message before the worker that sent it has stored the provider's id
 (the callback races the send's final commit). Such an event is kept in Redis (`keys.early_receipts`)
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 import redis
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import keys
@@ -73,7 +74,7 @@ def replay_early(session: Session, r: redis.Redis, now: float | None = None, lim
         sender_id, *fields = json.loads(raw)
         event = StatusEvent(*fields)
         if _known(session, sender_id, event.provider_message_id):
-            applied += _move(session, r, sender_id, event)
+            applied += _move(session, r, sender_id, event, at=datetime.fromtimestamp(arrived, UTC))
             r.zrem(key, raw)
         elif arrived < now - EARLY_TTL_SECONDS:
             r.zrem(key, raw)
@@ -96,9 +97,21 @@ def _stash(r: redis.Redis, sender_id: int, event: StatusEvent) -> None:
     r.zadd(key, {member: time.time()}, nx=True)
 
 
-def _move(session: Session, r: redis.Redis, sender_id: int, event: StatusEvent) -> bool:
+def _arrival_times(status: str, at: datetime) -> dict[str, object]:
+    """The receipt times an event records; `read` also stamps `delivered_at` if no receipt did before."""
+    if status == D:
+        return {"delivered_at": at}
+    if status == R:
+        return {"read_at": at, "delivered_at": func.coalesce(Message.delivered_at, at)}
+    return {}
+
+
+def _move(session: Session, r: redis.Redis, sender_id: int, event: StatusEvent, at: datetime | None = None) -> bool:
+    """`at`: when the event arrived (now, unless it waited for its message id)."""
+    now = datetime.now(UTC)
+    stamps = _arrival_times(event.status, at or now)
     for source, deltas in _MOVES.get(event.status, []):
-        values: dict[str, object] = {"status": event.status, "updated_at": datetime.now(UTC)}
+        values: dict[str, object] = {"status": event.status, "updated_at": now, **stamps}
         if event.status == F:
             values.update(error_code=event.error_code, error_text=event.error_text or "failed after sending")
         row = session.execute(

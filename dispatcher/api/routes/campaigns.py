@@ -1,21 +1,34 @@
-"""`/v1/campaigns`: submit either documented payload, list, details, and per-recipient messages."""
+"""`/v1/campaigns`: submit either documented payload, list, details, and per-recipient messages (JSON or CSV)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from beat_schedule import ticker
-from dispatcher.api.deps import AccountDep, PageNumber, RedisDep, SessionDep, SettingsDep, owned, total_of
-from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS
-from dispatcher.campaigns import control, enqueue, views
+from dispatcher.api.deps import (
+    AccountDep,
+    CsvWanted,
+    PageNumber,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    owned,
+    total_of,
+)
+from dispatcher.api.openapi import CAMPAIGN_BODY, ERRORS, MESSAGES_ANSWER
+from dispatcher.audience.contacts import parse_id
+from dispatcher.campaigns import control, enqueue, export, views
+from dispatcher.campaigns.export import ExportScope
 from dispatcher.campaigns.payloads import ScheduleDate
 from dispatcher.campaigns.submission import submit
 from dispatcher.db.models import Campaign, Contact, Message, MessageStatus, Run, Sender
+from dispatcher.errors import NotFound
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -90,23 +103,45 @@ def get_campaign(
     return views.details(session, r, _own(session, account.id, campaign_id), with_contacts=contacts)
 
 
-@router.get("/{campaign_id}/messages", responses=ERRORS)
+def _run_of(session: Session, campaign: Campaign, ident: str) -> int:
+    """The id of the campaign's run `ident`; a run of another campaign is a 404 like a missing one."""
+    key = parse_id(ident)
+    run = session.get(Run, key) if key is not None else None
+    if run is None or run.campaign_id != campaign.id:
+        raise NotFound("run", ident)
+    return run.id
+
+
+@router.get("/{campaign_id}/messages", responses={**ERRORS, **MESSAGES_ANSWER}, response_model=None)
 def list_messages(
     campaign_id: str,
     session: SessionDep,
     account: AccountDep,
+    as_csv: CsvWanted,
     page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     status_: Annotated[MessageStatus | None, BeforeValidator(_any_case), Query(alias="status")] = None,
-) -> dict[str, Any]:
-    """Every recipient's message: rendered body, status, attempts, provider id and error."""
+    run: Annotated[str | None, Query(description="Only this run's messages (an id from the details' `runs`)")] = None,
+) -> dict[str, Any] | StreamingResponse:
+    """Every recipient's message: rendered body, status, attempts, provider id and error.
+
+    With `Accept: text/csv` or `format=csv`: every message at once (no paging) as a CSV file, streamed."""
     campaign = _own(session, account.id, campaign_id)
+    run_id = _run_of(session, campaign, run) if run is not None else None
+    if as_csv:
+        scope = ExportScope(account.id, campaign.id, run_id, status_)
+        # The export reads on connections of its own for as long as the download lasts: end this read now,
+        # so the request's session holds no connection (nor a SQLite read lock) meanwhile.
+        session.close()
+        return _csv_answer(scope)
     query = (
         # An outer join: a deleted contact's messages stay in the campaign's history.
         select(Message, Contact)
         .outerjoin(Contact, Contact.id == Message.contact_id)
         .where(Message.campaign_id == campaign.id)
     )
+    if run_id is not None:
+        query = query.where(Message.run_id == run_id)
     if status_:
         query = query.where(Message.status == status_)
     rows = session.execute(query.order_by(Message.id).offset((page - 1) * limit).limit(limit)).all()
@@ -130,6 +165,11 @@ def list_messages(
         for m, c in rows
     ]
     return {"data": data, "page": page, "limit": limit, "total": total_of(session, query)}
+
+
+def _csv_answer(scope: ExportScope) -> StreamingResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{scope.filename}"'}
+    return StreamingResponse(export.csv_chunks(scope), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 class RescheduleIn(BaseModel):

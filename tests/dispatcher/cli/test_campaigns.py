@@ -171,6 +171,44 @@ def test_show_lists_the_fields_set_under_their_api_names(monkeypatch: pytest.Mon
     assert result.stdout.endswith("  1 × 21610: unsubscribed\n")
 
 
+CSV = [b"phone,contactId,status\r\n", b"+2250700000001,3,read\r\n", b'+2250700000002,4,"a, ""b""\n"\r\n']
+
+
+def streamed(pieces: list[bytes], then: Exception | None = None) -> Callable[[httpx.Request], httpx.Response]:
+    def body() -> Iterator[bytes]:
+        yield from pieces
+        if then is not None:
+            raise then
+
+    return lambda _: httpx.Response(200, headers={"content-type": "text/csv; charset=utf-8"}, content=body())
+
+
+@pytest.mark.usefixtures("settings")
+def test_export_writes_the_csv_to_stdout_as_it_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = Api(streamed(CSV))
+    result = run(monkeypatch, api, "campaigns", "export", "7", "--run", "11", "--status", "failed")
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == b"".join(CSV) and result.stderr == ""
+    (request,) = api.requests
+    assert (request.url.path, dict(request.url.params)) == (
+        "/v1/campaigns/7/messages",
+        {"run": "11", "status": "failed"},
+    )
+    assert request.headers["Accept"] == "text/csv" and request.headers["Authorization"] == "Bearer dsp_cli-token"
+
+
+@pytest.mark.usefixtures("settings")
+def test_export_errors_go_to_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    not_found = Api(lambda _: httpx.Response(404, json={"detail": "campaign 9 not found"}))
+    missing = run(monkeypatch, not_found, "campaigns", "export", "9")
+    assert (missing.exit_code, missing.stdout, missing.stderr) == (1, "", "Error: HTTP 404: campaign 9 not found\n")
+    cut = Api(streamed(CSV[:2], then=httpx.RemoteProtocolError("incomplete chunked read")))
+    result = run(monkeypatch, cut, "campaigns", "export", "7")
+    # What arrived is written; the exit status and the message say the file is not whole.
+    assert result.exit_code == 1 and result.stdout_bytes == b"".join(CSV[:2])
+    assert result.stderr == "Error: the export of campaign 7 was cut short after 47 bytes: incomplete chunked read\n"
+
+
 @pytest.mark.usefixtures("settings")
 def test_refusals_name_each_field_and_other_errors_show_the_detail(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

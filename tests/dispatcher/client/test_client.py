@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -313,6 +313,74 @@ def test_messages_of_a_campaign() -> None:
     assert (m.run_id, m.contact_id, m.error_code, m.attempts, m.sent_at) == ("11", "3", "21610", 2, None)
 
 
+CSV = [b"phone,contactId,status\r\n", b"+2250700000001,3,read\r\n", b"+2250700000002,4,failed\r\n"]
+
+
+class Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body arriving in these pieces (then, optionally, a broken connection), sync or async."""
+
+    def __init__(self, pieces: list[bytes], then: Exception | None = None) -> None:
+        self.pieces, self.then = pieces, then
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+        if self.then is not None:
+            raise self.then
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self:
+            yield piece
+
+
+def csv_answer(pieces: list[bytes] = CSV, then: Exception | None = None) -> Recorder:
+    headers = {"content-type": "text/csv; charset=utf-8"}
+    return Recorder(lambda _: httpx.Response(200, headers=headers, stream=Pieces(pieces, then)))
+
+
+def test_export_streams_the_csv_as_it_arrives() -> None:
+    rec = csv_answer()
+    with rec.client() as client:
+        chunks = client.campaigns.export("7", run="11", status="failed")
+        assert rec.requests == []  # sent when the iteration starts
+        assert next(chunks) == CSV[0]
+        assert list(chunks) == CSV[1:]
+    assert (rec.last.method, rec.last.url.path) == ("GET", "/v1/campaigns/7/messages")
+    assert dict(rec.last.url.params) == {"run": "11", "status": "failed"}
+    assert rec.last.headers["Accept"] == "text/csv"
+    with csv_answer().client() as client:
+        assert b"".join(client.campaigns.export(7)).count(b"\r\n") == 3
+
+
+def test_export_errors_are_typed_and_a_download_cut_short_is_a_transport_error() -> None:
+    with answer(404, {"detail": "campaign 9 not found"}).client() as client, pytest.raises(NotFoundError):
+        next(client.campaigns.export("9"))
+    # A server without the CSV export answers JSON: an error, not JSON written into the file.
+    with answer(200, {"data": []}).client() as client, pytest.raises(DispatcherError, match="not text/csv"):
+        list(client.campaigns.export("7"))
+    cut = csv_answer(CSV[:2], then=httpx.RemoteProtocolError("incomplete chunked read"))
+    with cut.client() as client, pytest.raises(TransportError, match="incomplete chunked read"):
+        list(client.campaigns.export("7"))
+
+
+def test_the_async_client_exports_the_same_way() -> None:
+    rec = csv_answer()
+
+    async def main() -> list[bytes]:
+        async with rec.async_client() as client:
+            return [chunk async for chunk in client.campaigns.export("7", run=11)]
+
+    assert asyncio.run(main()) == CSV
+    assert dict(rec.last.url.params) == {"run": "11"} and rec.last.headers["Accept"] == "text/csv"
+
+    async def missing() -> None:
+        async with answer(404, {"detail": "campaign 9 not found"}).async_client() as client:
+            async for _ in client.campaigns.export("9"):
+                pass
+
+    with pytest.raises(NotFoundError, match="campaign 9 not found"):
+        asyncio.run(missing())
+
+
 def test_senders_contacts_groups_and_templates_requests() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         p = request.url.path
@@ -461,6 +529,14 @@ def test_server_errors_other_statuses_and_unreadable_answers() -> None:
             client.campaigns.get("1")
     with answer(200, {"no": "id"}).client() as client, pytest.raises(DispatcherError, match="unexpected answer"):
         client.campaigns.get("1")
+
+
+def test_a_refusal_under_another_status_reads_as_its_messages() -> None:
+    detail = [{"loc": ["body"], "msg": "the request body is larger than 50 MB", "type": "too_large"}]
+    with answer(413, {"detail": detail}).client() as client, pytest.raises(DispatcherError) as caught:
+        client.campaigns.create(text="x", contacts=["1"])
+    assert str(caught.value) == "HTTP 413: the request body is larger than 50 MB"
+    assert caught.value.status_code == 413 and caught.value.body == {"detail": detail}
 
 
 def test_a_failed_connection_is_a_transport_error() -> None:

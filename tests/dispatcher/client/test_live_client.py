@@ -6,6 +6,8 @@ Run with `DISPATCHER_TEST_REDIS_DB=<own db>` when another session may use the sa
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -211,6 +213,27 @@ def test_the_async_client_creates_and_gets(api_url: str, tenant: Tenant, sandbox
 
     created, done = asyncio.run(main())
     assert done.id == created.id and done.status == "SENT" and done.stats.sent == 1
+
+
+def test_export_streams_the_csv_over_http(
+    api_url: str, tenant: Tenant, client: Client, sandbox_box: httpx.Client
+) -> None:
+    phones = [ci_phone(76_000 + i) for i in range(12)]
+    created = client.campaigns.create(contacts=phones, text="Bonjour")
+    done = wait_final(client, created.id)
+    text = b"".join(client.campaigns.export(created.id)).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(row["phone"] for row in rows) == ["+" + p for p in phones]
+    assert {row["status"] for row in rows} == {"sent"} and done.stats.sent == 12
+
+    async def exported() -> bytes:
+        assert done.runs
+        async with AsyncClient(base_url=api_url, token=tenant.token) as aclient:
+            return b"".join([chunk async for chunk in aclient.campaigns.export(created.id, run=done.runs[0].id)])
+
+    assert asyncio.run(exported()).decode() == text
+    with pytest.raises(NotFoundError):
+        list(client.campaigns.export("999999"))
 
 
 def test_templates_when_the_server_has_them(client: Client, api_url: str) -> None:
