@@ -14,12 +14,12 @@ from pathlib import Path
 from bench import env
 from bench.report import Summary, say, summary_block
 
-NAMES = ("fanout", "memory", "pipeline", "rss", "export")
+NAMES = ("fanout", "memory", "pipeline", "rss", "export", "submit", "audience")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all five)")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all)")
     p.add_argument("--messages", type=int, help="size for the benchmark(s) named (overrides the per-bench sizes)")
     p.add_argument("--fanout-messages", type=int, default=20_000)
     p.add_argument("--fanout-rounds", type=int, default=2)
@@ -28,6 +28,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pipeline-messages", type=int, default=2_000)
     p.add_argument("--pipeline-rounds", type=int, default=3)
     p.add_argument("--rss-messages", type=int, default=20_000)
+    p.add_argument("--submit-messages", type=int, default=100_000, help="contacts in the submitted campaign")
+    p.add_argument("--submit-rounds", type=int, default=2)
+    p.add_argument("--audience-messages", type=int, default=1_000_000, help="group size for the fan-out")
     p.add_argument("--export-messages", type=int, default=1_000_000, help="message rows the export streams")
     p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")
@@ -83,6 +86,12 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
                 profile_seconds=args.profile_seconds,
             )
         )
+    if name in ("submit", "audience"):
+        from bench import volume
+
+        default = args.submit_messages if name == "submit" else args.audience_messages
+        opts = volume.Options(messages=size or default, rounds=args.submit_rounds, db=args.db)
+        return volume.run_submit(opts) if name == "submit" else volume.run_audience(opts)
     if name == "export":
         from bench import export
 
