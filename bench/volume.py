@@ -91,6 +91,14 @@ def run_audience(opts: Options) -> Summary:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak into a
+    child across fork and exec, which here reported the parent's 1.5 GB set-up as the fan-out's own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

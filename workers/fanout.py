@@ -79,12 +79,13 @@ def audience(session: Session, campaign: Campaign, chunk: int = CHUNK) -> Iterat
     )
     yield from _keyset(session, listed, CampaignContact.position, chunk)
     for group_id in campaign.group_ids or []:
+        # Keyed on the membership's own primary key (group, contact), so each page is an index range scan.
         members = (
-            select(*_PERSON, null(), Contact.id)
+            select(*_PERSON, null(), GroupMember.contact_id)
             .join(GroupMember, GroupMember.contact_id == Contact.id)
             .where(GroupMember.group_id == group_id)
         )
-        yield from _keyset(session, members, Contact.id, chunk)
+        yield from _keyset(session, members, GroupMember.contact_id, chunk)
 
 
 def _keyset(session: Session, query: Select[Any], key: Any, chunk: int) -> Iterator[list[Recipient]]:
