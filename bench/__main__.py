@@ -7,6 +7,7 @@ PostgreSQL database, the sandbox gateway and one Celery worker, all on loopback 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from bench import env
 from bench.report import Summary, say, summary_block
 
-NAMES = ("fanout", "memory", "pipeline", "rss", "export", "submit", "audience")
+NAMES = ("fanout", "memory", "pipeline", "pipeline0", "scaleout", "rss", "export", "submit", "audience")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -25,8 +26,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fanout-rounds", type=int, default=2)
     p.add_argument("--legacy", action="store_true", help="fanout: also time the previous publish_sends")
     p.add_argument("--memory-messages", type=int, default=10_000)
-    p.add_argument("--pipeline-messages", type=int, default=2_000)
+    p.add_argument("--pipeline-messages", type=int, default=5_000, help="pipeline, pipeline0, scaleout size")
     p.add_argument("--pipeline-rounds", type=int, default=3)
+    p.add_argument("--scaleout-rounds", type=int, default=2, help="scaleout: rounds per worker count")
     p.add_argument("--rss-messages", type=int, default=20_000)
     p.add_argument("--submit-messages", type=int, default=100_000, help="contacts in the submitted campaign")
     p.add_argument("--submit-rounds", type=int, default=2)
@@ -46,17 +48,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # A SIGTERM unwinds like Ctrl-C, so every process a benchmark started is stopped by its context manager.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     # FastAPI's test client (the API, in-process) warns on import about a future httpx change; not ours to fix.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     names = [n for n in NAMES if n in args.names] or list(NAMES)
     env.configure()
-    env.flush()
+    env.claim()
     summaries: list[Summary] = []
     try:
         for name in names:
             summaries.append(_run(name, args))
     finally:
-        env.flush()
+        env.release()
     say(summary_block(summaries))
     return 0
 
@@ -72,7 +76,7 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
         from bench import memory
 
         return memory.run(memory.Options(messages=size or args.memory_messages))
-    if name == "pipeline":
+    if name in ("pipeline", "pipeline0"):
         from bench import pipeline
 
         return pipeline.run(
@@ -84,6 +88,19 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
                 db=args.db,
                 profile_dir=args.profile,
                 profile_seconds=args.profile_seconds,
+                name=name,
+            )
+        )
+    if name == "scaleout":
+        from bench import scaleout
+
+        return scaleout.run(
+            scaleout.Options(
+                messages=size or args.pipeline_messages,
+                rounds=args.scaleout_rounds,
+                concurrency=args.concurrency,
+                latency_ms=args.latency_ms,
+                db=args.db,
             )
         )
     if name in ("submit", "audience"):

@@ -14,6 +14,10 @@ import redis
 from tests.support.redis_keys import delete_ours
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
+# Queues only the benchmarks use: the bare baseline's own queue and the wire check's.
+BARE_QUEUE = "bench.bare"
+WIRE_QUEUE = "bench.wire"
+BENCH_QUEUES = (BARE_QUEUE, WIRE_QUEUE)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -52,6 +56,47 @@ def flush() -> None:
     """Delete what the benchmarks made in database 14 (our keys and our queues' only)."""
     r = client()
     try:
-        delete_ours(r)
+        delete_ours(r, BENCH_QUEUES)
     finally:
         r.close()
+
+
+# Set by a run after its first flush and checked while it waits: every benchmark on this machine shares
+# database 14, and another run's flush empties our queues mid-round (its messages then never arrive).
+SENTINEL = "dsp:bench:run"
+
+
+class Interfered(RuntimeError):
+    """Database 14 was emptied under this run, or another live run owns it: the figures would be void."""
+
+
+def claim() -> None:
+    """Empty database 14 of our keys and mark it as this run's, refusing to if another live run of this
+    code has marked it (older runs, which do not mark it, cannot be seen)."""
+    r = client()
+    try:
+        owner = r.get(SENTINEL)
+        pid = int(owner) if owner else 0
+        if pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
+            raise Interfered(f"another benchmark run (pid {pid}) is using Redis database 14; try again after it")
+        flush()
+        r.set(SENTINEL, os.getpid())
+    finally:
+        r.close()
+
+
+def check(r: redis.Redis) -> None:
+    """Raise if database 14 was emptied since `claim()` (another run's flush, or someone's FLUSHDB)."""
+    if r.get(SENTINEL) is None:
+        raise Interfered("Redis database 14 was emptied during this run (another benchmark on this machine?)")
+
+
+def release() -> None:
+    """Flush, unless another run emptied database 14 and marked it since: its keys are not ours to delete."""
+    r = client()
+    try:
+        owner = r.get(SENTINEL)
+    finally:
+        r.close()
+    if owner is None or int(owner) == os.getpid():
+        flush()

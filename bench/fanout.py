@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 from bench import env, wire
 from bench.report import Summary, rate, ratio, say, stopwatch
+from dispatcher.contracts import SendRef
 
 TARGET = 5.0
 QUEUE = "send.sms"
-
-Ref = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +31,25 @@ class Options:
     legacy: bool = False
 
 
-def _refs(n: int) -> list[Ref]:
-    return [(i, 1, 1, 1) for i in range(1, n + 1)]
+def _refs(n: int) -> list[SendRef]:
+    return [SendRef(i, 1, 1, 1) for i in range(1, n + 1)]
 
 
-def ours(refs: list[Ref], chunk: int) -> None:
+def ours(refs: list[SendRef], chunk: int) -> None:
     from workers.tasks import publish_sends
 
     for i in range(0, len(refs), chunk):
         publish_sends(refs[i : i + chunk], "sms")
 
 
-def naive(refs: list[Ref], chunk: int) -> None:
+def naive(refs: list[SendRef], chunk: int) -> None:
     from workers.tasks import send_message
 
     for ref in refs:
         send_message.apply_async(ref, queue=QUEUE)
 
 
-def legacy(refs: list[Ref], chunk: int) -> None:
+def legacy(refs: list[SendRef], chunk: int) -> None:
     """publish_sends before workers.publisher: one producer per chunk, one apply_async (one LPUSH) per message."""
     from workers.app import app
     from workers.tasks import send_message
@@ -61,7 +60,7 @@ def legacy(refs: list[Ref], chunk: int) -> None:
                 send_message.apply_async(ref, queue=QUEUE, producer=producer)
 
 
-def _timed(side: Callable[[list[Ref], int], None], refs: list[Ref], chunk: int) -> float:
+def _timed(side: Callable[[list[SendRef], int], None], refs: list[SendRef], chunk: int) -> float:
     r = env.client()
     r.delete(QUEUE)
     with stopwatch() as t:
@@ -85,7 +84,7 @@ def run(opts: Options) -> Summary:
         if problems:
             raise RuntimeError("the fast path does not produce Celery's message")
     refs = _refs(opts.messages)
-    sides: dict[str, Callable[[list[Ref], int], None]] = {"ours": ours, "naive": naive}
+    sides: dict[str, Callable[[list[SendRef], int], None]] = {"ours": ours, "naive": naive}
     times: dict[str, list[float]] = {name: [] for name in sides}
     for n in range(opts.rounds):
         order = list(sides) if n % 2 == 0 else list(reversed(sides))

@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import env
 from bench.report import Summary, say
+from dispatcher.contracts import SendRef
 
 TARGET_BYTES = 1024
 QUEUE = "send.sms"
@@ -80,7 +81,7 @@ def _measure(publish: Callable[[int], None], queue: str, n: int) -> Measured:
 def _ours(n: int, chunk: int) -> None:
     from workers.tasks import publish_sends
 
-    refs = [(i, 1, 1, 1) for i in range(1, n + 1)]
+    refs = [SendRef(i, 1, 1, 1) for i in range(1, n + 1)]
     for i in range(0, n, chunk):
         publish_sends(refs[i : i + chunk], "sms")
 
@@ -108,7 +109,7 @@ def split_of_one() -> dict[str, int]:
 
     r = env.client()
     r.delete(QUEUE)
-    publish_sends([(123456, 12, 3456, 1)], "sms")
+    publish_sends([SendRef(123456, 12, 3456, 1)], "sms")
     raw = r.lpop(QUEUE)
     r.close()
     assert isinstance(raw, bytes)

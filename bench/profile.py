@@ -14,25 +14,56 @@ from pathlib import Path
 
 OWN_CODE = ("workers/", "dispatcher/", "bench/", "beat_schedule/")
 LOGGING = re.compile(r"\((?:logging/|structlog/|dispatcher/logs\.py)")
-# The activity of a sample is read from its innermost frame in our own code: (path prefix, function) -> name.
+PROVIDER = "provider call: request and answer (adapter, httpx, aiohttp)"
+LOOP = "provider calls: event loop (aiohttp I/O callbacks, asyncio)"
+CLAIM = "claim UPDATE ... RETURNING"
+FINAL = "final write (UPDATE ... CASE), releases"
+LIMITER = "limiter (GCRA script, pause/cancel check)"
+COUNTERS = "counters and metrics after the send"
+CONFIG = "sender config / campaign cache"
+# The activity of a sample is read from the frames of our own code, innermost first: the first one that a
+# rule (path prefix, function or None for any) names decides. Frames no rule names (`writes.run`, shared
+# by every write) are passed over, so their caller decides.
 ACTIVITIES: tuple[tuple[str, str | None, str], ...] = (
-    ("workers/sending/limiter.py", None, "limiter (GCRA script, pause/cancel check)"),
-    ("workers/sending/budget.py", None, "counters and metrics after the send"),
-    ("dispatcher/tracking/stats.py", None, "counters and metrics after the send"),
-    ("dispatcher/tracking/metrics.py", None, "counters and metrics after the send"),
+    ("workers/sending/limiter.py", None, LIMITER),
+    ("workers/sending/budget.py", "Streaks", "error-budget streaks (MGET, follow)"),
+    ("workers/sending/budget.py", None, COUNTERS),
+    ("dispatcher/tracking/stats.py", None, COUNTERS),
+    ("dispatcher/tracking/metrics.py", None, COUNTERS),
     ("dispatcher/campaigns/completion.py", None, "run completion check"),
-    ("workers/providers/", None, "provider call (httpx)"),
-    ("bench/bare.py", None, "provider call (httpx)"),
-    ("workers/http.py", None, "provider call (httpx)"),
-    ("workers/sending/writes.py", None, "claim + final UPDATE (autocommit Core statements)"),
+    ("workers/providers/", None, PROVIDER),
+    ("bench/bare.py", None, PROVIDER),
+    ("workers/http.py", None, PROVIDER),
+    ("workers/sending/writes.py", "claim", CLAIM),
+    ("workers/sending/writes.py", "finish", FINAL),
+    ("workers/sending/writes.py", "release", FINAL),
+    ("workers/sending/writes.py", "skip", FINAL),
+    ("workers/sending/writes.py", "park", FINAL),
+    ("workers/sending/writes.py", "_finish_statement", FINAL),
+    ("workers/sending/context.py", "run", LOOP),
+    ("workers/sending/context.py", "thread_loop", LOOP),
     ("workers/sending/context.py", None, "connection checkout / return, session"),
-    ("workers/sending/engine.py", "sender_config", "sender config / campaign cache"),
-    ("workers/sending/engine.py", "campaign_content", "sender config / campaign cache"),
-    ("workers/sending/engine.py", "_wait_for_slot", "limiter (GCRA script, pause/cancel check)"),
+    ("workers/sending/engine.py", "sender_config", CONFIG),
+    ("workers/sending/engine.py", "campaign_content", CONFIG),
+    ("workers/sending/engine.py", "_config", CONFIG),
+    ("workers/sending/engine.py", "_complete", CONFIG),
+    ("workers/sending/engine.py", "_gate", LIMITER),
+    ("workers/sending/engine.py", "_wait_for_slot", LIMITER),
+    ("workers/sending/engine.py", "_claim", CLAIM),
+    ("workers/sending/engine.py", "_call", PROVIDER),
+    ("workers/sending/engine.py", "_send", PROVIDER),
+    ("workers/sending/engine.py", "_call_all", PROVIDER),
+    ("workers/sending/engine.py", "_settle", FINAL),
+    ("workers/sending/engine.py", None, "batch engine, elsewhere (send_batch)"),
+    ("workers/sending/consumer.py", "_drain", "batch consumer: acks (kombu, per message)"),
+    ("workers/sending/consumer.py", "_republish", "batch consumer: republish"),
+    ("workers/sending/consumer.py", "_publish", "batch consumer: republish"),
+    ("workers/sending/consumer.py", None, "batch consumer: receive, buffer, flush"),
     ("dispatcher/db/session.py", None, "session factory / engine lookup"),
     ("workers/tasks.py", "send_message", "send_message body (session open/close, settings)"),
     ("workers/fanout.py", None, "start_run (rows, publish)"),
     ("workers/publisher.py", None, "start_run (rows, publish)"),
+    ("dispatcher/campaigns/", None, "start_run (rows, publish)"),
 )
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<path>.*?)(?::(?P<line>\d+))?\)$")
 
@@ -66,14 +97,19 @@ def categorise(frames: list[str]) -> str:
     """What the sample was doing: logging anywhere, else the innermost frame of our code, else Celery's loop."""
     if any(LOGGING.search(f) for f in frames):
         return "logging (task received/succeeded lines, structlog)"
+    innermost: tuple[str, str] | None = None
     for frame in reversed(frames):
         func, path = _parts(frame)
         if not path.startswith(OWN_CODE):
             continue
+        innermost = innermost or (func, path)
+        # A qualified name: `Class.method.<locals>.<listcomp>` is named by any of its parts.
+        parts = func.split(".")
         for prefix, name, activity in ACTIVITIES:
-            if path.startswith(prefix) and (name is None or func == name or func.startswith(name + ".")):
+            if path.startswith(prefix) and (name is None or name in parts):
                 return activity
-        return f"ours, elsewhere: {func} ({path})"
+    if innermost is not None:
+        return f"ours, elsewhere: {innermost[0]} ({innermost[1]})"
     if any("celery/app/trace.py" in f for f in frames):
         return "celery task tracing (around the task body)"
     return "celery/kombu consumer loop (BRPOP, receive, ack, dispatch)"
@@ -117,7 +153,7 @@ def main(argv: list[str]) -> int:
     for path in argv:
         print(path)
         for line in summarise(Path(path), top=25):
-            print("  " + line)
+            print("  " + line, flush=True)
     return 0
 
 

@@ -1,8 +1,10 @@
-"""The processes an end-to-end benchmark needs: a database, the sandbox gateway and one Celery worker.
+"""The processes an end-to-end benchmark needs: a database, the sandbox gateway and Celery workers.
 
-Everything is on loopback; every process started here is stopped here, by its pid. The worker runs the
-command `dispatcher worker` runs (threads pool, `-l INFO`, no mingle/gossip), plus `--include bench.bare`
-so the bare comparison task lives in the same app and process.
+Everything is on loopback; every process started here is stopped here, by its pid. `ours_worker` runs
+the command `dispatcher worker` runs (threads pool, `-l INFO`, no mingle/gossip, the campaign and send
+queues), so the batch consumer step takes the send queues; `bare_worker` runs the same pool on the bare
+baseline's own queue only, with `--include bench.bare` and the batch step off, so it is Celery's own
+per-task consumer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +42,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def connections_to(pid: int, port: int) -> int:
+    """Established TCP connections of process `pid` to `port` (its socket inodes, found in /proc/net/tcp*)."""
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote, state, inode = fields[2], fields[3], fields[9]
+            if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
 @dataclass
 class Worker:
+    name: str
     proc: subprocess.Popen[bytes]
     log: Path
 
@@ -69,6 +92,10 @@ class Stack:
     box: httpx.Client
     sandbox_pid: int
 
+    @property
+    def sandbox_port(self) -> int:
+        return int(httpx.URL(self.sandbox_url).port or 80)
+
     def reset_sandbox(self, latency_ms: float) -> None:
         self.box.delete("/_sandbox/messages").raise_for_status()
         self.box.put("/_sandbox/config", json={"latency_ms": latency_ms}).raise_for_status()
@@ -91,7 +118,7 @@ def database(kind: str, logs: Path) -> Iterator[str]:
 def stack(db_kind: str = "sqlite") -> Iterator[Stack]:
     """Database + sandbox, with this process configured for them (the API runs in-process via TestClient)."""
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
-    env.flush()
+    env.claim()
     try:
         with database(db_kind, logs) as db_url, processes.sandbox(logs) as sandbox:
             extra = {
@@ -105,24 +132,54 @@ def stack(db_kind: str = "sqlite") -> Iterator[Stack]:
             with httpx.Client(base_url=sandbox.url, timeout=30) as box:
                 yield Stack(db_url, sandbox.url, settings_env, logs, box, sandbox.proc.pid)
     finally:
-        env.flush()
+        env.release()
 
 
 @contextmanager
-def worker(s: Stack, *, concurrency: int = 16, name: str = "bench") -> Iterator[Worker]:
-    log = s.logs / f"{name}-{uuid.uuid4().hex[:6]}.log"
-    command = processes.worker_command(concurrency, f"{name}-{uuid.uuid4().hex[:6]}", ["--include", "bench.bare"])
+def worker(
+    s: Stack,
+    *,
+    concurrency: int = 16,
+    name: str = "bench",
+    queues: str = processes.WORKER_QUEUES,
+    extra: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+) -> Iterator[Worker]:
+    """A Celery worker (threads pool, `concurrency` threads) on `queues`, up until the block ends."""
+    node = f"{name}-{uuid.uuid4().hex[:6]}"
+    log = s.logs / f"{node}.log"
+    command = processes.worker_command(concurrency, node, extra, queues=queues)
+    # As `dispatcher worker -c N` does: the worker's pools (database, provider connections) follow -c.
+    child_env = env.process_env({**s.env, "DISPATCHER_WORKER_CONCURRENCY": str(concurrency), **(env_extra or {})})
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=env.ROOT, env=env.process_env(s.env), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=env.ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)
-        yield Worker(proc, log)
+        yield Worker(name, proc, log)
     finally:
         processes.stop(proc, grace=30.0)
+
+
+def ours_worker(s: Stack, *, concurrency: int = 16, name: str = "ours") -> AbstractContextManager[Worker]:
+    """What `dispatcher worker` runs: the campaign queue on Celery's pool, the send queues in batches."""
+    return worker(s, concurrency=concurrency, name=name)
+
+
+def bare_worker(s: Stack, *, concurrency: int = 16, name: str = "bare") -> AbstractContextManager[Worker]:
+    """The bare baseline's worker: the same pool, on `bench.bare` only. Without a send queue the batch step
+    has nothing to take over; `DISPATCHER_SEND_BATCHES=false` says so twice."""
+    return worker(
+        s,
+        concurrency=concurrency,
+        name=name,
+        queues=env.BARE_QUEUE,
+        extra=("--include", "bench.bare"),
+        env_extra={"DISPATCHER_SEND_BATCHES": "false"},
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import env
 
-QUEUE = "bench.wire"
+QUEUE = env.WIRE_QUEUE
 _MASKED_HEADERS = ("id", "root_id")
 _MASKED_PROPERTIES = ("correlation_id", "delivery_tag")
 

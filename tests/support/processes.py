@@ -132,8 +132,12 @@ def apply_env(env: dict[str, str]) -> None:
     enqueue.producer_app.cache_clear()
 
 
-def worker_command(concurrency: int, name: str, extra: Sequence[str] = ()) -> list[str]:
-    """What `dispatcher worker` runs (threads pool, every queue, no mingle/gossip), with a node name."""
+# The queues `dispatcher worker` consumes by default.
+WORKER_QUEUES = "campaigns,send.sms,send.whatsapp"
+
+
+def worker_command(concurrency: int, name: str, extra: Sequence[str] = (), *, queues: str = WORKER_QUEUES) -> list[str]:
+    """What `dispatcher worker` runs (threads pool, every queue unless told, no mingle/gossip), with a node name."""
     return [
         sys.executable,
         "-m",
@@ -146,7 +150,7 @@ def worker_command(concurrency: int, name: str, extra: Sequence[str] = ()) -> li
         "-c",
         str(concurrency),
         "-Q",
-        "campaigns,send.sms,send.whatsapp",
+        queues,
         "-n",
         f"{name}@%h",
         "-l",
