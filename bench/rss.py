@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report import Summary, say
+from bench.sides import Watch
 from bench.stack import ci_phone, make_tenant, stack, worker
 
 TARGET_PCT = 10.0
@@ -48,8 +49,10 @@ def run(opts: Options) -> Summary:
         start = time.monotonic()
         deadline = start + max(300.0, n / 4)
         body: dict[str, Any] = {}
+        watch = Watch(f"rss campaign {campaign_id}")
         while time.monotonic() < deadline:
             stored = int(s.sandbox_stats()["messages"])  # type: ignore[call-overload]
+            watch.see(stored)
             samples.append((time.monotonic() - start, stored, w.rss_bytes()))
             body = api.get(f"/v1/campaigns/{campaign_id}", headers=headers).json()
             if body["status"] in ("SENT", "FAILED", "CANCELLED"):

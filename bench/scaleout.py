@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bench.procfs import connections_to
 from bench.report import Summary, rate, ratio, say
 from bench.sides import FAST_BURST, FAST_RATE, Driver, Measured, median
-from bench.stack import Stack, Worker, connections_to, make_tenant, ours_worker, stack
+from bench.stack import Stack, Worker, make_tenant, ours_worker, stack
 
 SCALE_AIM = 1.0  # two processes must at least not lose throughput; more is what this machine allows
 LIMIT_RATE, LIMIT_BURST, LIMIT_MESSAGES = 20.0, 5, 200

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import env
+from bench.procfs import cpu_seconds
 from bench.report import rate
-from bench.stack import Stack, Tenant, Worker, ci_phone, cpu_seconds
+from bench.stack import Stack, Tenant, Worker, ci_phone
 
 TEXT = "Votre commande est prete. Retrait au magasin Plateau avant samedi 18h. Merci de votre confiance."
 SENDER = "My Sender"
@@ -112,17 +113,19 @@ class Watch:
 
     def see(self, count: int) -> None:
         now = time.monotonic()
-        if count != self.count:
-            self.count, self.since = count, now
-        elif now - self.since > STALL_SECONDS:
-            raise RuntimeError(f"{self.what}: no progress for {STALL_SECONDS:g} s at {count} messages")
-        if now - self.checked >= 1.0:
+        stalled = count == self.count and now - self.since > STALL_SECONDS
+        # The database first: an emptied one is why a wait stalls, and the message should say so.
+        if stalled or now - self.checked >= 1.0:
             self.checked = now
             r = env.client()
             try:
                 env.check(r)
             finally:
                 r.close()
+        if stalled:
+            raise RuntimeError(f"{self.what}: no progress for {STALL_SECONDS:g} s at {count} messages")
+        if count != self.count:
+            self.count, self.since = count, now
 
 
 def batches() -> Batches:

@@ -22,44 +22,10 @@ from pathlib import Path
 import httpx
 
 from bench import env
+from bench.procfs import cpu_seconds, rss_bytes
 from tests.support import processes
 
 PG_ADMIN_URL = os.environ.get("DISPATCHER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size (VmRSS from /proc; psutil is not a dependency)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat utime and stime)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def connections_to(pid: int, port: int) -> int:
-    """Established TCP connections of process `pid` to `port` (its socket inodes, found in /proc/net/tcp*)."""
-    inodes: set[str] = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            remote, state, inode = fields[2], fields[3], fields[9]
-            if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
 
 
 @dataclass
