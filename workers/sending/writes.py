@@ -108,11 +108,17 @@ SKIP_CLAIMED = (
 PARK = _where(MessageStatus.QUEUED).values(lease_until=bindparam("lease"))
 
 
-@lru_cache(maxsize=256)
+def _padded(n: int) -> int:
+    """The statement size for n rows: the next power of two. One compiled statement per batch size cost
+    182 MiB of RSS and up to 29 ms of compiling each for 128 sizes; eight sizes bound both."""
+    return 1 << max(0, n - 1).bit_length()
+
+
+@lru_cache(maxsize=16)
 def _finish_statement(n: int) -> Update:
     """`sending -> <each row's final status>` for n rows: one CASE per column, keyed by the row's id. Built
-    once per batch size, so SQLAlchemy compiles each shape once. Typed parameters: PostgreSQL must know a
-    CASE's type even when every value in it is NULL."""
+    once per padded size (`_padded`), so SQLAlchemy compiles each shape once. Typed parameters: PostgreSQL
+    must know a CASE's type even when every value in it is NULL."""
 
     def per_row(name: str, column: Any) -> Any:
         whens = ((_m.c.id == bindparam(f"i{k}"), bindparam(f"{name}{k}", type_=column.type)) for k in range(n))
@@ -173,7 +179,10 @@ def finish(conn: Connection, finals: Sequence[Final]) -> set[int]:
         return set()
     now = datetime.now(UTC)
     params: dict[str, Any] = {"now": now}
-    for k, final in enumerate(finals):
+    size = _padded(len(finals))
+    # Padding rows name message 0, which does not exist: they match nothing.
+    padded = [*finals, *(Final(0, MessageStatus.SENDING) for _ in range(size - len(finals)))]
+    for k, final in enumerate(padded):
         params.update(
             {
                 f"i{k}": final.message_id,
@@ -184,7 +193,7 @@ def finish(conn: Connection, finals: Sequence[Final]) -> set[int]:
                 f"a{k}": now if final.status == MessageStatus.SENT else None,
             }
         )
-    return {row[0] for row in run(conn, _finish_statement(len(finals)), params)}
+    return {row[0] for row in run(conn, _finish_statement(size), params)}
 
 
 def release(conn: Connection, releases: Sequence[Release]) -> None:
