@@ -52,23 +52,27 @@ def normalize(raw: object, *, sms: bool = True, country: str | None = None) -> s
     digits = digits[2:] if digits.startswith("00") else digits.removeprefix("+")
     if not digits.isdigit():
         raise PhoneError(f"{raw!r} is not a phone number: use digits with the country code, e.g. 2250707123456")
-    number = _parse(digits, country) if country and not international else None
-    if number is None:
-        number = _parse("+" + digits, None)
-    if number is None:
+    found = _parse(digits, country) if country and not international else None
+    if found is None:
+        found = _parse("+" + digits, None)
+    if found is None:
         raise PhoneError(_invalid_reason(raw, digits, country))
-    kind = phonenumbers.number_type(number)
+    number, kind = found
     if sms and kind in _NOT_FOR_SMS:
         raise PhoneError(f"{raw!r} is {_NOT_FOR_SMS[kind]} and cannot receive SMS")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
-def _parse(text: str, country: str | None) -> phonenumbers.PhoneNumber | None:
+def _parse(text: str, country: str | None) -> tuple[phonenumbers.PhoneNumber, int] | None:
+    """The number and its type, if valid. A number is valid exactly when its type is known (that is how
+    `is_valid_number` decides), so one `number_type` call does both: half the matching, for imports of
+    millions of numbers."""
     try:
         number = phonenumbers.parse(text, country)
     except NumberParseException:
         return None
-    return number if phonenumbers.is_valid_number(number) else None
+    kind = phonenumbers.number_type(number)
+    return (number, kind) if kind != PhoneNumberType.UNKNOWN else None
 
 
 def _invalid_reason(raw: str, digits: str, country: str | None = None) -> str:
