@@ -197,9 +197,10 @@ def upsert_many(session: Session, account_id: int, rows: Sequence[ContactRow]) -
     postgres = session.get_bind().dialect.name == "postgresql"
     ids = {phone: s.id for phone, s in saved.items()}
     new: set[str] = set()
-    for contact_id, phone, created in bulk.upsert_contacts(
-        session, account_id, [_values(r) for r in merged.values()], utcnow()
-    ):
+    # In phone order: two transactions upserting the same phones lock their rows in the same order, so
+    # they wait for each other instead of deadlocking.
+    values = [_values(merged[phone]) for phone in sorted(merged)]
+    for contact_id, phone, created in bulk.upsert_contacts(session, account_id, values, utcnow()):
         ids[phone] = contact_id
         if created if postgres else phone not in saved:
             new.add(phone)
