@@ -14,7 +14,7 @@ from dispatcher.logs import configure as configure_logging
 
 settings = get_settings()
 
-app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks", "workers.submit"])
+app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks", "workers.submit", "workers.imports"])
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -12,14 +11,7 @@ from sqlalchemy.orm import Session
 from dispatcher.audience.accounts import create_account
 from dispatcher.audience.contacts import ContactRow, add_members, upsert_many
 from dispatcher.db.models import Contact, Group, GroupMember
-from dispatcher.db.session import session_factory
 from dispatcher.inputs import MAX_FIELDS
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    with session_factory(db_url)() as s:
-        yield s
 
 
 @pytest.fixture
