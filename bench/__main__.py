@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|pipeline|memory|rss ...] [--messages N] [...]`: run benchmarks, print a summary.
+"""`python -m bench [fanout|pipeline|memory|rss|import|upsert ...] [--messages N] [...]`: run benchmarks.
 
 Everything runs on this machine: Redis database 14 (emptied before and after), a SQLite file or a fresh
 PostgreSQL database, the sandbox gateway and one Celery worker, all on loopback and stopped by pid.
@@ -15,11 +15,15 @@ from bench import env
 from bench.report import Summary, say, summary_block
 
 NAMES = ("fanout", "memory", "pipeline", "rss")
+# Run only when named: they measure contact imports, not the send path.
+EXTRA = ("import", "upsert")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all four)")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES + EXTRA)} (default: the first four)"
+    )
     p.add_argument("--messages", type=int, help="size for the benchmark(s) named (overrides the per-bench sizes)")
     p.add_argument("--fanout-messages", type=int, default=20_000)
     p.add_argument("--fanout-rounds", type=int, default=2)
@@ -28,13 +32,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pipeline-messages", type=int, default=2_000)
     p.add_argument("--pipeline-rounds", type=int, default=3)
     p.add_argument("--rss-messages", type=int, default=20_000)
-    p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
+    p.add_argument("--import-rows", type=int, default=100_000, help="rows of the imported file (import, upsert)")
+    p.add_argument("--import-again", action="store_true", help="import: import the same file a second time")
+    p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss, import)")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")
-    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="pipeline and rss database")
+    p.add_argument(
+        "--db", choices=("sqlite", "postgresql"), default="sqlite", help="database (pipeline, rss, import, upsert)"
+    )
     p.add_argument("--profile", type=Path, help="pipeline: record py-spy profiles of the worker into this folder")
     p.add_argument("--profile-seconds", type=int, default=10)
     args = p.parse_args(argv)
-    unknown = set(args.names) - set(NAMES)
+    unknown = set(args.names) - set(NAMES + EXTRA)
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     return args
@@ -44,7 +52,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     # FastAPI's test client (the API, in-process) warns on import about a future httpx change; not ours to fix.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    names = [n for n in NAMES if n in args.names] or list(NAMES)
+    names = [n for n in NAMES + EXTRA if n in args.names] or list(NAMES)
     env.configure()
     env.flush()
     summaries: list[Summary] = []
@@ -82,6 +90,17 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
                 profile_seconds=args.profile_seconds,
             )
         )
+    if name == "import":
+        from bench import imports
+
+        rows = size or args.import_rows
+        return imports.run(
+            imports.Options(rows=rows, db=args.db, again=args.import_again, concurrency=args.concurrency)
+        )
+    if name == "upsert":
+        from bench import upsert
+
+        return upsert.run(upsert.Options(rows=size or args.import_rows, db=args.db))
     from bench import rss
 
     return rss.run(
