@@ -1,4 +1,5 @@
-"""`python -m bench [fanout|pipeline|memory|rss|export ...] [--messages N] [...]`: run benchmarks, print a summary.
+"""`python -m bench [fanout|pipeline|memory|rss|export|submit|audience|import|upsert ...] [--messages N] [...]`:
+run benchmarks, print a summary.
 
 Everything runs on this machine: Redis database 14 (emptied before and after), a SQLite file or a fresh
 PostgreSQL database, the sandbox gateway and one Celery worker, all on loopback and stopped by pid.
@@ -15,12 +16,16 @@ from pathlib import Path
 from bench import env
 from bench.report import Summary, say, summary_block
 
-NAMES = ("fanout", "memory", "pipeline", "pipeline0", "scaleout", "rss", "export", "submit", "audience")
+NAMES = ("fanout", "memory", "pipeline", "pipeline0", "scaleout", "rss")
+# Run only when named: they measure volume (export, submission, fan-out, imports), not the send path.
+EXTRA = ("export", "submit", "audience", "import", "upsert")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all)")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES + EXTRA)} (default: the first six)"
+    )
     p.add_argument("--messages", type=int, help="size for the benchmark(s) named (overrides the per-bench sizes)")
     p.add_argument("--fanout-messages", type=int, default=20_000)
     p.add_argument("--fanout-rounds", type=int, default=2)
@@ -34,13 +39,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--submit-rounds", type=int, default=2)
     p.add_argument("--audience-messages", type=int, default=1_000_000, help="group size for the fan-out")
     p.add_argument("--export-messages", type=int, default=1_000_000, help="message rows the export streams")
-    p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss)")
+    p.add_argument("--import-rows", type=int, default=100_000, help="rows of the imported file (import, upsert)")
+    p.add_argument("--import-again", action="store_true", help="import: import the same file a second time")
+    p.add_argument("--concurrency", type=int, default=16, help="worker threads (pipeline, rss, import)")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox added latency (pipeline, rss)")
-    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="pipeline, rss and export database")
+    p.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="database (pipeline, rss, export, import, upsert)",
+    )
     p.add_argument("--profile", type=Path, help="pipeline: record py-spy profiles of the worker into this folder")
     p.add_argument("--profile-seconds", type=int, default=10)
     args = p.parse_args(argv)
-    unknown = set(args.names) - set(NAMES)
+    unknown = set(args.names) - set(NAMES + EXTRA)
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     return args
@@ -52,7 +64,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     # FastAPI's test client (the API, in-process) warns on import about a future httpx change; not ours to fix.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    names = [n for n in NAMES if n in args.names] or list(NAMES)
+    names = [n for n in NAMES + EXTRA if n in args.names] or list(NAMES)
     env.configure()
     env.claim()
     summaries: list[Summary] = []
@@ -113,6 +125,17 @@ def _run(name: str, args: argparse.Namespace) -> Summary:
         from bench import export
 
         return export.run(export.Options(messages=size or args.export_messages, db=args.db))
+    if name == "import":
+        from bench import imports
+
+        rows = size or args.import_rows
+        return imports.run(
+            imports.Options(rows=rows, db=args.db, again=args.import_again, concurrency=args.concurrency)
+        )
+    if name == "upsert":
+        from bench import upsert
+
+        return upsert.run(upsert.Options(rows=size or args.import_rows, db=args.db))
     from bench import rss
 
     return rss.run(

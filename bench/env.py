@@ -1,4 +1,6 @@
-"""Where the benchmarks run: Redis database 14 only, and the environment every process of a run shares.
+"""Where the benchmarks run: one Redis database only (14, or DISPATCHER_BENCH_REDIS_DB), and the environment
+every process of a run shares. Two benchmark runs on one Redis need two databases: each run's workers take
+the tasks on its queues, and each run empties its database of our keys and queues.
 
 `configure()` must run before anything imports `workers.app` (the Celery app reads its broker URL at
 import time); `bench.__main__` calls it first.
@@ -16,8 +18,9 @@ from bench import procfs
 from bench.report import say
 from tests.support.redis_keys import delete_ours
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
-DB = "14"
+# Another database with DISPATCHER_BENCH_REDIS_DB (two runs side by side must not share one).
+DB = str(int(os.environ.get("DISPATCHER_BENCH_REDIS_DB", "14")))
+REDIS_URL = f"redis://127.0.0.1:6379/{DB}"
 # How long a run waits for another one's workers to leave database 14 before refusing to start.
 CLAIM_WAIT = 600.0
 # What a client blocked on a queue is doing (a Celery worker's consumer connection).
@@ -30,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def configure(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Point this process (and the processes it starts with `process_env()`) at database 14."""
+    """Point this process (and the processes it starts with `process_env()`) at the benchmarks' database."""
     env = {
         "DISPATCHER_REDIS_URL": REDIS_URL,
         "DISPATCHER_BROKER_URL": REDIS_URL,
@@ -61,7 +64,7 @@ def client() -> redis.Redis:
 
 
 def flush() -> None:
-    """Delete what the benchmarks made in database 14 (our keys and our queues' only)."""
+    """Delete what the benchmarks made in their database (our keys and our queues' only)."""
     r = client()
     try:
         delete_ours(r, BENCH_QUEUES)

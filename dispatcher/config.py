@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # HTTP(S)_PROXY from the environment are not used, so the operator chooses here, explicitly.
     provider_proxy: str = ""
 
+    # Contact imports: a file of more data lines than this is refused (413) before anything is imported.
+    import_max_rows: int = Field(default=10_000_000, ge=1)
+    # Rows a worker upserts in one transaction, which also records the import's progress.
+    import_batch_rows: int = Field(default=5_000, ge=1, le=100_000)
+
     # Where `dispatcher up` keeps its private Redis, logs and the demo token.
     state_dir: Path = Path(".dispatcher")
 

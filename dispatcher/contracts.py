@@ -14,6 +14,7 @@ RESUME_RUN: Final = "dispatcher.resume_run"
 SEND_MESSAGE: Final = "dispatcher.send_message"
 TICK: Final = "dispatcher.tick"
 RECONCILE: Final = "dispatcher.reconcile"
+IMPORT_CONTACTS: Final = "dispatcher.import_contacts"
 
 QUEUE_CAMPAIGNS: Final = "campaigns"
 QUEUE_SEND_SMS: Final = "send.sms"

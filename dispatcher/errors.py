@@ -6,7 +6,7 @@ The body of a 422 has FastAPI's shape, so clients parse one format:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import ValidationError
 
@@ -24,11 +24,11 @@ class SpecError(Exception):
         self.errors = errors[:MAX_ERRORS]
 
     @classmethod
-    def single(cls, loc: Loc, msg: str, type_: str = "value_error") -> SpecError:
+    def single(cls, loc: Loc, msg: str, type_: str = "value_error") -> Self:
         return cls([item(loc, msg, type_)])
 
     @classmethod
-    def from_pydantic(cls, exc: ValidationError) -> SpecError:
+    def from_pydantic(cls, exc: ValidationError) -> Self:
         errors = exc.errors(include_url=False)
         return cls([item(tuple(e["loc"]), user_message(e["msg"]), e["type"]) for e in errors])
 
@@ -55,6 +55,19 @@ class Collector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise SpecError(self.errors)
+
+
+class InputError(SpecError):
+    """Like SpecError, for input outside the JSON body: each `loc` starts with where it is ("query",
+    "header", or "body" for an uploaded file), and is answered as is."""
+
+
+class TooLarge(Exception):
+    """The request is larger than we accept (answered 413)."""
+
+
+class UnsupportedMediaType(Exception):
+    """The body's Content-Type is not one the route reads (answered 415)."""
 
 
 class NotFound(Exception):

@@ -15,7 +15,7 @@ from workers.sending.consumer import BatchSendConsumer
 
 settings = get_settings()
 
-app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks", "workers.submit"])
+app = Celery("dispatcher", broker=settings.broker_url, include=["workers.tasks", "workers.submit", "workers.imports"])
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],

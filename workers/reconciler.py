@@ -5,6 +5,9 @@ restart); it is simply published again: the claim makes a duplicate harmless. A 
 past its lease belonged to a worker that died mid-send: the request may have reached the provider,
 so it is re-sent only through providers that deduplicate by our message id, and is otherwise
 marked `unknown` rather than sent twice.
+
+Imports are revived the same way: a queued or running import past its lease is published again, and an
+upload whose API process died is deleted (`dispatcher.audience.imports.revive`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.audience import imports
 from dispatcher.campaigns import leases
 from dispatcher.campaigns.completion import counts_from_db, finish_run
 from dispatcher.campaigns.outbox import expired_refs
@@ -33,6 +37,7 @@ def reconcile(
     r: redis.Redis,
     publish: Publisher,
     *,
+    publish_import: Callable[[int], object] | None = None,
     lease_seconds: float = 120.0,
     now: datetime | None = None,
 ) -> dict[str, int]:
@@ -41,12 +46,20 @@ def reconcile(
     republished = _republish_queued(session, now, publish, leases.send(lease_seconds))
     finished = _finish_quiet_runs(session, r)
     receipts_applied = receipts.replay_early(session, r)
+    # Without a way to publish imports (callers that reconcile sends only), imports are left as they are.
+    revived = imports.Revived()
+    if publish_import is not None:
+        revived = imports.revive(session, now)
+        for import_id in revived.publish:
+            publish_import(import_id)
     return {
         "requeued": requeued,
         "unknown": unknown,
         "republished": republished,
         "finished": finished,
         "receipts": receipts_applied,
+        "imports": len(revived.publish),
+        "uploads_deleted": revived.deleted,
     }
 
 

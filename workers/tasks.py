@@ -103,7 +103,14 @@ def tick() -> dict[str, int]:
 
 @app.task(name=contracts.RECONCILE)
 def reconcile() -> dict[str, int]:
-    """Republish messages whose lease expired (lost publish, killed worker) and finish quiet runs."""
+    """Republish messages and imports whose lease expired (lost publish, killed worker), finish quiet runs."""
     with session_factory()() as session:
         lease = get_settings().send_lease_seconds
-        return reconciler.reconcile(session, redis_client.get_redis(), publish_sends, lease_seconds=lease)
+        return reconciler.reconcile(
+            session, redis_client.get_redis(), publish_sends, publish_import=_publish_import, lease_seconds=lease
+        )
+
+
+def _publish_import(import_id: int) -> None:
+    # By name: the import task's module imports this one.
+    app.send_task(contracts.IMPORT_CONTACTS, args=[import_id], queue=contracts.QUEUE_CAMPAIGNS)

@@ -15,6 +15,7 @@ from dispatcher.api.routes import (
     contacts,
     conversations,
     health,
+    imports,
     metrics,
     rejections,
     senders,
@@ -22,7 +23,16 @@ from dispatcher.api.routes import (
     webhooks,
 )
 from dispatcher.config import get_settings
-from dispatcher.errors import Conflict, IdempotencyMismatch, NotFound, SpecError, user_message
+from dispatcher.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InputError,
+    NotFound,
+    SpecError,
+    TooLarge,
+    UnsupportedMediaType,
+    user_message,
+)
 
 
 def _body_loc(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,6 +51,7 @@ def create_app() -> FastAPI:
         templates.router,
         conversations.router,
         webhooks.router,
+        imports.router,
         contacts.contacts_router,
         contacts.groups_router,
         health.router,
@@ -52,6 +63,18 @@ def create_app() -> FastAPI:
     @app.exception_handler(SpecError)
     def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
         return JSONResponse({"detail": _body_loc(exc.errors)}, status_code=422)
+
+    @app.exception_handler(InputError)
+    def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+    @app.exception_handler(TooLarge)
+    def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(UnsupportedMediaType)
+    def _media_type(_: Request, exc: UnsupportedMediaType) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=415)
 
     @app.exception_handler(NotFound)
     def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -106,3 +106,32 @@ class GroupPublic(BaseModel):
 class GroupMembersAdd(_In):
     contactIds: list[str | int] = Field(default_factory=list, max_length=100_000)
     contacts: list[ContactCreate] = Field(default_factory=list, max_length=100_000)
+
+
+class ImportRowError(BaseModel):
+    """A row not imported: its line in the file (the header is line 1), the column at fault, why."""
+
+    line: int
+    column: str | None
+    reason: str
+
+
+class ImportPublic(BaseModel):
+    """A contact import; the counters move as the worker goes (`rows` = created + updated + invalid)."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    statusReason: str | None = None
+    groupId: str | None
+    format: Literal["csv", "ndjson"]
+    country: str | None
+    rows: int
+    created: int
+    updated: int
+    invalid: int
+    errors: list[ImportRowError] = Field(description="The first 1,000 rows not imported")
+    ignoredColumns: list[str] = Field(description="Columns that set nothing: no text can name them as @field")
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    updatedAt: datetime

@@ -1,8 +1,9 @@
-"""Contacts and groups of an account: look-ups and the phone-keyed upsert shared by the API and submission."""
+"""Contacts and groups of an account: look-ups and the phone-keyed upserts shared by the API, submission
+and imports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from dispatcher.audience import bulk
 from dispatcher.db.models import Contact, Group, GroupMember, utcnow
 from dispatcher.inputs import ascii_digits, fields_count_problem
 
@@ -191,13 +193,123 @@ def members_of(session: Session, group_ids: Sequence[int]) -> list[Contact]:
 
 
 def add_members(session: Session, group_id: int, contact_ids: Iterable[int]) -> int:
-    """Add contacts to a group; returns how many were not members yet."""
-    ids = set(contact_ids)
-    present = set(
-        session.scalars(
-            select(GroupMember.contact_id).where(GroupMember.group_id == group_id, GroupMember.contact_id.in_(ids))
-        )
+    """Add contacts to a group; returns how many were not members yet. Adding members twice (an import run
+    again, two requests at once) changes nothing."""
+    return bulk.insert_members(session, group_id, sorted(set(contact_ids)))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """A contact to upsert by phone (E.164): None leaves a column as it is saved; `fields` are merged into
+    the saved ones (values given win, the others are kept)."""
+
+    phone: str
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    sex: str | None = None
+    timezone: str | None = None
+    fields: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    """What `upsert_many` did with each row, in the rows' order.
+
+    `ids[i]` is row i's contact id, None when the row was refused (`problems[i]` says why). `created`
+    counts rows whose phone had no contact (the first such row of a phone), `updated` the other rows
+    applied, whether they changed anything or not.
+    """
+
+    ids: list[int | None]
+    created: int = 0
+    updated: int = 0
+    problems: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    id: int
+    fields: frozenset[str]
+
+
+def upsert_many(session: Session, account_id: int, rows: Sequence[ContactRow]) -> Upserted:
+    """Create or update the account's contacts named by `rows`, a few statements for the lot.
+
+    INSERT ... ON CONFLICT (account_id, phone) DO UPDATE sets only the columns a row gives and merges its
+    fields into the saved ones, as `apply` does, and writes nothing when that changes nothing
+    (`dispatcher.audience.bulk`). A phone given twice is applied in order, as one upsert. A row whose
+    fields would leave its contact with more than the field limit is refused, changing nothing. No ORM
+    objects: this is the path for thousands of rows. The caller commits.
+
+    Created rows are told from updated ones by PostgreSQL's `xmax = 0` in RETURNING; SQLite has no such
+    column, so there the pre-read of the phones (made anyway, for the field limit) tells them apart.
+    """
+    with_fields = any(r.fields for r in rows)
+    phones = sorted({r.phone for r in rows})
+    saved = {
+        phone: _Saved(contact_id, frozenset(fields or ()))
+        for phone, contact_id, fields in bulk.saved_contacts(session, account_id, phones, with_fields=with_fields)
+    }
+    merged, problems = _merged(rows, saved)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids = {phone: s.id for phone, s in saved.items()}
+    new: set[str] = set()
+    # In phone order: two transactions upserting the same phones lock their rows in the same order, so
+    # they wait for each other instead of deadlocking.
+    values = [_values(merged[phone]) for phone in sorted(merged)]
+    for contact_id, phone, created in bulk.upsert_contacts(session, account_id, values, utcnow()):
+        ids[phone] = contact_id
+        if created if postgres else phone not in saved:
+            new.add(phone)
+    # A phone another transaction inserted between the pre-read and the upsert is not returned if the
+    # upsert changed nothing: its id is read again.
+    unknown = [phone for phone in merged if phone not in ids]
+    ids.update(
+        (phone, contact_id)
+        for phone, contact_id, _ in bulk.saved_contacts(session, account_id, unknown, with_fields=False)
     )
-    new = ids - present
-    session.add_all(GroupMember(group_id=group_id, contact_id=cid) for cid in sorted(new))
-    return len(new)
+    return _tally(rows, ids, new, problems)
+
+
+def _merged(rows: Sequence[ContactRow], saved: Mapping[str, _Saved]) -> tuple[dict[str, ContactRow], dict[int, str]]:
+    """One row per phone (a later row's values win), and the rows refused for the field limit."""
+    merged: dict[str, ContactRow] = {}
+    problems: dict[int, str] = {}
+    for index, row in enumerate(rows):
+        before = merged.get(row.phone)
+        if row.fields:
+            kept = saved[row.phone].fields if row.phone in saved else frozenset()
+            so_far = kept | set(before.fields or ()) if before else kept
+            problem = fields_count_problem(len(kept), len(so_far | set(row.fields)))
+            if problem is not None:
+                problems[index] = problem
+                continue
+        merged[row.phone] = _combined(before, row) if before else row
+    return merged, problems
+
+
+def _combined(before: ContactRow, after: ContactRow) -> ContactRow:
+    values = {attr: getattr(after, attr) or getattr(before, attr) for attr in bulk.KEPT}
+    fields = {**(before.fields or {}), **(after.fields or {})}
+    return ContactRow(after.phone, fields=fields or None, **values)
+
+
+def _values(row: ContactRow) -> dict[str, Any]:
+    return {"phone": row.phone, **{attr: getattr(row, attr) for attr in bulk.KEPT}, "fields": dict(row.fields or {})}
+
+
+def _tally(rows: Sequence[ContactRow], ids: Mapping[str, int], new: set[str], problems: dict[int, str]) -> Upserted:
+    """Per row: its contact id, and whether it is the row that created its contact."""
+    out: list[int | None] = []
+    counted: set[str] = set()
+    created = 0
+    for index, row in enumerate(rows):
+        if index in problems:
+            out.append(None)
+            continue
+        out.append(ids[row.phone])
+        if row.phone in new and row.phone not in counted:
+            created += 1
+        counted.add(row.phone)
+    return Upserted(out, created, len(rows) - len(problems) - created, problems)

@@ -46,6 +46,12 @@ def resume_run(run_id: int) -> bool:
     return _publish(contracts.RESUME_RUN, [run_id], None, run_id=run_id)
 
 
+def import_contacts(import_id: int) -> bool:
+    """Ask a worker to import a stored file. False if the broker could not be reached: the import is
+    stored as queued, and the reconciler publishes it again."""
+    return _publish(contracts.IMPORT_CONTACTS, [import_id], None, import_id=import_id)
+
+
 def _publish(name: str, args: list[object], eta: datetime | None, **log_context: object) -> bool:
     try:
         producer_app().send_task(

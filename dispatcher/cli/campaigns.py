@@ -1,7 +1,7 @@
 """`dispatcher campaigns ...`: submit a JSON file, follow campaigns and export their messages through the HTTP API.
 
-The commands call the API through `dispatcher.client`, the Python client users get; `_api()` is the one
-place where its typed errors become the messages the user reads.
+The commands call the API through `dispatcher.client`, the Python client users get
+(`dispatcher.cli.remote`).
 """
 
 from __future__ import annotations
@@ -10,23 +10,20 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
 import click
 from pydantic_core import to_jsonable_python
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dispatcher.client import CampaignErrorSummary, Client, DispatcherError, TransportError, ValidationError
+from dispatcher.cli.remote import api as _api
+from dispatcher.cli.remote import console, refusal
+from dispatcher.client import CampaignErrorSummary, Client, TransportError
 from dispatcher.client.campaigns import StatusFilter
-from dispatcher.config import get_settings
 
-console = Console()
 # What `show` lists, under the API's names, when the campaign has it.
 SHOWN = (
     "id",
@@ -43,46 +40,6 @@ SHOWN = (
     "totalSegments",
     "createdAt",
 )
-
-
-def _token() -> str:
-    settings = get_settings()
-    if settings.api_token is not None:
-        token = settings.api_token.get_secret_value()
-    else:
-        saved = settings.state_dir / "token"
-        token = saved.read_text().strip() if saved.exists() else ""
-    if not token:
-        raise click.ClickException(
-            "no API token: set DISPATCHER_API_TOKEN (from `dispatcher accounts create NAME`) or run `dispatcher up`"
-        )
-    return token
-
-
-@contextmanager
-def _api() -> Iterator[Client]:
-    """A client of the API (DISPATCHER_API_URL); an error it raises ends the command with a readable message."""
-    url = get_settings().api_url
-    try:
-        with Client(base_url=url, token=_token(), timeout=30) as client:
-            yield client
-    except TransportError as exc:
-        raise click.ClickException(f"cannot reach the API at {url}: {exc.__cause__}") from None
-    except DispatcherError as exc:
-        raise click.ClickException(_problem(exc)) from None
-
-
-def _problem(exc: DispatcherError) -> str:
-    """An error answer in one line, or a refused request with one line per field (named as the API does)."""
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    return f"HTTP {exc.status_code}:\n  " + "\n  ".join(_refusal(e) for e in exc.errors)
-
-
-def _refusal(error: Mapping[str, Any]) -> str:
-    """`body.contacts.0.phone: msg`: the field as its `loc` names it, then why (the message alone without one)."""
-    field = ".".join(str(part) for part in error.get("loc", []))
-    return f"{field}: {error.get('msg')}" if field else str(error.get("msg"))
 
 
 def _as_sent(value: Any) -> str:
@@ -242,7 +199,7 @@ def rejected(limit: int) -> None:
     table = Table("id", "when", "account", "task", "why")
     for row in rows:
         errors = (row.reason or {}).get("errors", [])
-        why = "; ".join(_refusal(e) for e in errors[:3])
+        why = "; ".join(refusal(e) for e in errors[:3])
         table.add_row(
             str(row.id),
             row.created_at.isoformat(timespec="seconds"),

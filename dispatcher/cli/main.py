@@ -192,13 +192,15 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _register_campaign_commands() -> None:
+def _register_api_commands() -> None:
     from dispatcher.cli.campaigns import campaigns
+    from dispatcher.cli.contacts import contacts
 
     main.add_command(campaigns)
+    main.add_command(contacts)
 
 
-_register_campaign_commands()
+_register_api_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

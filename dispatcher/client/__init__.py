@@ -14,6 +14,9 @@ It mirrors the SMS SDK document (`sms.campain.create/list/get`) as `client.campa
         for progress in client.campaigns.watch(campaign.id):  # until SENT, FAILED or CANCELLED
             print(progress.status, progress.stats.pending)
 
+`client.contacts.import_file(path, group_id=...)` uploads a CSV or NDJSON file of contacts (streamed, never
+read whole) and `client.contacts.watch_import(id)` follows the import until it is done or failed.
+
 Every call returns a pydantic model (`Campaign`, `CampaignPage`, `Sender`...) or raises a `DispatcherError`
 subclass: `AuthenticationError` (401), `NotFoundError` (404), `ConflictError` (409), `ValidationError` (422,
 with `.errors`), `ServerError` (5xx) or `TransportError` (no answer).
@@ -37,9 +40,11 @@ from dispatcher.client.models import (
     CampaignRun,
     CampaignStats,
     Contact,
+    ContactImport,
     ContactPage,
     Group,
     GroupContactsAdded,
+    ImportRowError,
     Message,
     MessagePage,
     Page,
@@ -59,10 +64,12 @@ __all__ = [
     "Client",
     "ConflictError",
     "Contact",
+    "ContactImport",
     "ContactPage",
     "DispatcherError",
     "Group",
     "GroupContactsAdded",
+    "ImportRowError",
     "Message",
     "MessagePage",
     "NotFoundError",

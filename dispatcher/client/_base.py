@@ -8,18 +8,31 @@ answer is a file (the CSV export) is sent by `_stream` instead, which yields the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from pathlib import Path
+from time import sleep
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import httpx
 
-from dispatcher.client._call import Call, check_streamed, handle
+from dispatcher.client._call import UPLOAD_PIECE, Call, check_streamed, handle
 from dispatcher.client.errors import TransportError
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class Ending(Protocol):
+    """A result that tells whether what it describes is over (a campaign, an import)."""
+
+    @property
+    def is_final(self) -> bool: ...
+
+
+E = TypeVar("E", bound=Ending)
 
 
 def _transport_error(call: Call[Any], exc: httpx.TransportError, *, answered: bool = False) -> TransportError:
@@ -38,6 +51,22 @@ def _method_signature(build: Callable[..., Any]) -> inspect.Signature:
     return signature.replace(parameters=[self_param, *signature.parameters.values()], return_annotation=returns)
 
 
+def _pieces(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while piece := file.read(UPLOAD_PIECE):
+            yield piece
+
+
+async def _async_pieces(path: Path) -> AsyncIterator[bytes]:
+    # Reads in a worker thread: a slow disk does not stall the event loop.
+    file = await asyncio.to_thread(path.open, "rb")
+    try:
+        while piece := await asyncio.to_thread(file.read, UPLOAD_PIECE):
+            yield piece
+    finally:
+        file.close()
+
+
 class SyncResource:
     """A group of calls sent through one shared `httpx.Client`."""
 
@@ -45,8 +74,11 @@ class SyncResource:
         self._http = http
 
     def _execute(self, call: Call[T]) -> T:
+        kwargs = call.request_kwargs()
+        if call.upload is not None:
+            kwargs["content"] = _pieces(call.upload.path)
         try:
-            response = self._http.request(call.method, call.path, **call.request_kwargs())
+            response = self._http.request(call.method, call.path, **kwargs)
         except httpx.TransportError as exc:
             raise _transport_error(call, exc) from exc
         return handle(call, response)
@@ -65,6 +97,15 @@ class SyncResource:
         except httpx.TransportError as exc:
             raise _transport_error(call, exc, answered=answered) from exc
 
+    def _poll(self, call: Call[E], interval: float) -> Iterator[E]:
+        """The call's answer every `interval` seconds until it is final; the last one yielded is."""
+        while True:
+            result = self._execute(call)
+            yield result
+            if result.is_final:
+                return
+            sleep(interval)
+
 
 class AsyncResource:
     """A group of calls sent through one shared `httpx.AsyncClient`."""
@@ -73,8 +114,11 @@ class AsyncResource:
         self._http = http
 
     async def _execute(self, call: Call[T]) -> T:
+        kwargs = call.request_kwargs()
+        if call.upload is not None:
+            kwargs["content"] = _async_pieces(call.upload.path)
         try:
-            response = await self._http.request(call.method, call.path, **call.request_kwargs())
+            response = await self._http.request(call.method, call.path, **kwargs)
         except httpx.TransportError as exc:
             raise _transport_error(call, exc) from exc
         return handle(call, response)
@@ -92,6 +136,15 @@ class AsyncResource:
                     yield chunk
         except httpx.TransportError as exc:
             raise _transport_error(call, exc, answered=answered) from exc
+
+    async def _poll(self, call: Call[E], interval: float) -> AsyncIterator[E]:
+        """The call's answer every `interval` seconds until it is final, as `async for`."""
+        while True:
+            result = await self._execute(call)
+            yield result
+            if result.is_final:
+                return
+            await asyncio.sleep(interval)
 
 
 def sync_call(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], T]:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -21,9 +22,21 @@ ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 Params = dict[str, str | int | float]
 
 
+# Bytes of a file read and sent at a time: an upload is never held whole in memory.
+UPLOAD_PIECE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as the request body, read piece by piece while it is sent (by the executors)."""
+
+    path: Path
+    content_type: str
+
+
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """What to send (method, path, query, JSON body, headers) and how to read the answer (`parse`)."""
+    """What to send (method, path, query, JSON body or a file, headers) and how to read the answer (`parse`)."""
 
     method: str
     path: str
@@ -31,10 +44,13 @@ class Call(Generic[T]):
     params: Params = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    upload: Upload | None = None
 
     def request_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `httpx.Client.request` / `httpx.AsyncClient.request`."""
-        kwargs: dict[str, Any] = {"params": self.params or None, "headers": self.headers or None}
+        """Keyword arguments for `httpx.Client.request` / `httpx.AsyncClient.request`; an upload's body is
+        added by the executor (a sync or an async reader of the file)."""
+        headers = {**self.headers, "Content-Type": self.upload.content_type} if self.upload else self.headers
+        kwargs: dict[str, Any] = {"params": self.params or None, "headers": headers or None}
         if self.body is not None:
             kwargs["json"] = self.body
         return kwargs

@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime, time
-from time import sleep
 from typing import Any, Literal
 
 from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
@@ -190,13 +188,7 @@ class Campaigns(SyncResource):
     def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> Iterator[Campaign]:
         """The campaign (without its recipients) every `interval` seconds until it is final; the last one
         yielded is final (`is_final`). Leave the loop early to stop watching."""
-        call = CampaignCalls.get(campaign_id, contacts=False)
-        while True:
-            campaign = self._execute(call)
-            yield campaign
-            if campaign.is_final:
-                return
-            sleep(interval)
+        return self._poll(CampaignCalls.get(campaign_id, contacts=False), interval)
 
 
 class AsyncCampaigns(AsyncResource):
@@ -218,12 +210,6 @@ class AsyncCampaigns(AsyncResource):
         """The campaign's messages as CSV, chunk by chunk, as `async for` (see `Campaigns.export`)."""
         return self._stream(CampaignCalls.export(campaign_id, run=run, status=status))
 
-    async def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> AsyncIterator[Campaign]:
+    def watch(self, campaign_id: str | int, *, interval: float = 1.0) -> AsyncIterator[Campaign]:
         """The campaign (without its recipients) every `interval` seconds until it is final, as `async for`."""
-        call = CampaignCalls.get(campaign_id, contacts=False)
-        while True:
-            campaign = await self._execute(call)
-            yield campaign
-            if campaign.is_final:
-                return
-            await asyncio.sleep(interval)
+        return self._poll(CampaignCalls.get(campaign_id, contacts=False), interval)

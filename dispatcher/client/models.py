@@ -212,3 +212,45 @@ class Template(Model):
     channel: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class ImportRowError(Model):
+    """A row an import did not take: its line in the file (the header is line 1), the column, why."""
+
+    line: int = 0
+    column: str | None = None
+    reason: str = ""
+
+
+# An import in one of these statuses has ended.
+FINAL_IMPORT_STATUSES = frozenset({"done", "failed"})
+
+
+class ContactImport(Model):
+    """A file of contacts being imported into a group (`client.contacts.import_file`).
+
+    `status` is queued, running, done or failed (`status_reason` says why); `rows` counts the rows read so
+    far, each `created`, `updated` or `invalid`; `errors` are the first 1,000 invalid ones.
+    """
+
+    id: str
+    status: str | None = None
+    status_reason: str | None = None
+    group_id: str | None = None
+    format: str | None = None
+    country: str | None = None
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    invalid: int = 0
+    errors: list[ImportRowError] = Field(default_factory=list)
+    ignored_columns: list[str] = Field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the import is over (done or failed)."""
+        return self.status in FINAL_IMPORT_STATUSES

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from dispatcher.client._base import AsyncResource, SyncResource, async_call, sync_call
-from dispatcher.client._call import Call, compact, model, model_list, path, query
+from dispatcher.client._call import Call, Upload, compact, model, model_list, path, query
 from dispatcher.client.campaigns import ContactRef, contact_json
-from dispatcher.client.models import Contact, ContactPage, Group, GroupContactsAdded, Sender
+from dispatcher.client.models import Contact, ContactImport, ContactPage, Group, GroupContactsAdded, Sender
+
+NDJSON = "application/x-ndjson"
+
+
+def content_type_of(file: str | os.PathLike[str]) -> str:
+    """What a contacts file's name says it holds: NDJSON for .ndjson and .jsonl, else CSV."""
+    return NDJSON if Path(file).suffix.lower() in (".ndjson", ".jsonl") else "text/csv"
+
 
 # `list` is a method name below: these aliases keep annotations pointing at the builtin.
 SenderList = list[Sender]
@@ -122,6 +132,27 @@ class ContactCalls:
         """Delete the contact (messages already queued or sent stay in their campaigns)."""
         return Call("DELETE", path("v1", "contacts", contact_id), _nothing)
 
+    @staticmethod
+    def import_file(
+        file: str | os.PathLike[str],
+        *,
+        group_id: str | int,
+        country: str | None = None,
+        content_type: str | None = None,
+    ) -> Call[ContactImport]:
+        """Upload a CSV (header row with `phone`) or NDJSON file of contacts into a group, read and sent piece
+        by piece. The server answers once it has stored the file (status "queued"); a worker imports it:
+        follow it with `get_import` or `watch_import`. `country` reads national numbers (e.g. "CI"); the
+        content type is application/x-ndjson for a .ndjson or .jsonl file and text/csv otherwise, unless given."""
+        upload = Upload(Path(file), content_type or content_type_of(file))
+        params = query(groupId=str(group_id), country=country)
+        return Call("POST", "/v1/contacts/imports", model(ContactImport), params=params, upload=upload)
+
+    @staticmethod
+    def get_import(import_id: str | int) -> Call[ContactImport]:
+        """An import's status and counters, with the first 1,000 rows it did not take."""
+        return Call("GET", path("v1", "contacts", "imports", import_id), model(ContactImport))
+
 
 class GroupCalls:
     """Each group call, described once."""
@@ -202,6 +233,12 @@ class Contacts(SyncResource):
     get = sync_call(ContactCalls.get)
     update = sync_call(ContactCalls.update)
     delete = sync_call(ContactCalls.delete)
+    import_file = sync_call(ContactCalls.import_file)
+    get_import = sync_call(ContactCalls.get_import)
+
+    def watch_import(self, import_id: str | int, *, interval: float = 1.0) -> Iterator[ContactImport]:
+        """The import every `interval` seconds until it is done or failed; the last one yielded is."""
+        return self._poll(ContactCalls.get_import(import_id), interval)
 
 
 class AsyncContacts(AsyncResource):
@@ -212,6 +249,12 @@ class AsyncContacts(AsyncResource):
     get = async_call(ContactCalls.get)
     update = async_call(ContactCalls.update)
     delete = async_call(ContactCalls.delete)
+    import_file = async_call(ContactCalls.import_file)
+    get_import = async_call(ContactCalls.get_import)
+
+    def watch_import(self, import_id: str | int, *, interval: float = 1.0) -> AsyncIterator[ContactImport]:
+        """The import every `interval` seconds until it is done or failed, as `async for`."""
+        return self._poll(ContactCalls.get_import(import_id), interval)
 
 
 class Groups(SyncResource):

@@ -149,6 +149,8 @@ class Contact(Base):
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
     sex: Mapped[str | None] = mapped_column(String(1))
+    # The contact's IANA time zone (Africa/Abidjan), for sending at local times; None: not known.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -169,6 +171,62 @@ class GroupMember(Base):
 
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ImportStatus(enum.StrEnum):
+    RECEIVING = "receiving"  # the API is storing the upload; not shown, swept if the API died meanwhile
+    QUEUED = "queued"  # stored, import_contacts published
+    RUNNING = "running"  # claimed by a worker (claim_token, lease_until)
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ContactImport(Base):
+    """A file of contacts imported into a group by a worker, chunk by chunk (`dispatcher.audience.imports`).
+
+    `line` is the checkpoint: the last line of the file whose row is counted (committed with the contacts
+    it wrote), so a run that dies is resumed after it and nothing is counted twice.
+    """
+
+    __tablename__ = "contact_imports"
+    __table_args__ = (Index("ix_contact_imports_status", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # A group deleted during its import ends the import `failed`; the record stays.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    format: Mapped[str] = mapped_column(String(8))  # csv or ndjson
+    country: Mapped[str | None] = mapped_column(String(2))
+    # CSV: the header row as written; its line is `line` until the first row is counted.
+    columns: Mapped[list[str] | None] = mapped_column(Json)
+    ignored_columns: Mapped[list[str]] = mapped_column(Json, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.RECEIVING)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    # The first MAX_ERRORS invalid rows: [{"line", "column", "reason"}].
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    line: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactImportChunk(Base):
+    """A piece of an uploaded file, whole lines of UTF-8 text: the database is the one store every worker
+    host reads. A chunk is deleted once the rows it holds are counted."""
+
+    __tablename__ = "contact_import_chunks"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("contact_imports.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_line: Mapped[int] = mapped_column(Integer)  # the file's line number of the chunk's first line
+    data: Mapped[str] = mapped_column(Text)
 
 
 class TemplateStatus(enum.StrEnum):

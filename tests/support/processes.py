@@ -76,29 +76,42 @@ def _wait_until(check, what: str, proc: subprocess.Popen[bytes], log: Path, time
 
 
 @contextmanager
-def sandbox(logs: Path) -> Iterator[Service]:
-    port = free_port()
-    log = logs / "sandbox.log"
+def service(
+    name: str, command: list[str], health: str, logs: Path, env: dict[str, str] | None = None
+) -> Iterator[Service]:
+    """A server started as `command` (its last argument is the port), ready once `health` answers 200."""
+    port = int(command[-1])
+    log = logs / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port", str(port)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         try:
-            return httpx.get(f"{url}/_sandbox/healthz", timeout=0.5).status_code == 200
+            return httpx.get(f"{url}{health}", timeout=0.5).status_code == 200
         except httpx.TransportError:
             return False
 
     try:
-        _wait_until(up, "sandbox", proc, log)
+        _wait_until(up, name, proc, log)
         yield Service(url, port, proc, log)
     finally:
         stop(proc)
+
+
+@contextmanager
+def sandbox(logs: Path) -> Iterator[Service]:
+    command = [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port", str(free_port())]
+    with service("sandbox", command, "/_sandbox/healthz", logs) as running:
+        yield running
+
+
+@contextmanager
+def api(logs: Path, env: dict[str, str]) -> Iterator[Service]:
+    """`dispatcher api` as a process of its own, with the environment `env`."""
+    command = [sys.executable, "-m", "dispatcher.cli", "api", "--port", str(free_port())]
+    with service("api", command, "/healthz", logs, env) as running:
+        yield running
 
 
 def stack_env(db_url: str, redis_url: str, sandbox: Service) -> dict[str, str]:

@@ -33,6 +33,26 @@ class Tenant:
     def delete(self, path: str) -> httpx.Response:
         return self.client.delete(path, headers={"Authorization": f"Bearer {self.token}"})
 
+    def upload(self, path: str, body: bytes, content_type: str = "text/csv") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        return self.client.post(path, content=body, headers=headers)
+
+    def import_file(self, group_id: str, body: bytes, content_type: str = "text/csv", **params: str) -> dict[str, Any]:
+        """Upload a file of contacts into the group and wait until its import is done or failed."""
+        query = "&".join(f"{k}={v}" for k, v in {"groupId": group_id, **params}.items())
+        response = self.upload(f"/v1/contacts/imports?{query}", body, content_type)
+        assert response.status_code == 202, response.text
+        return self.wait_import(response.json()["id"])
+
+    def wait_import(self, import_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(f"/v1/contacts/imports/{import_id}").json()
+            if body["status"] in ("done", "failed"):
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"import {import_id} not over after {timeout}s: {body['status']} at row {body['rows']}")
+
     def wait_final(self, campaign_id: str, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -10,14 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
 from dispatcher.cli import campaigns as cli_campaigns
-from dispatcher.cli.main import main
-from dispatcher.client import Client
 from dispatcher.config import get_settings
+from tests.support.cli_api import URL, Api, run
 
-URL = "http://api.test:8000"
 NOW = "2024-03-18T08:00:00.123456Z"
 STATS = {"total": 3, "sent": 2, "failed": 1, "skipped": 0, "unknown": 0, "delivered": 1, "read": 0, "pending": 0}
 PENDING: dict[str, Any] = {
@@ -44,39 +41,6 @@ SENT = {
     "scheduledDate": "2024-03-19T09:00:00Z",
     "errors": [{"code": "21610", "error": "unsubscribed", "count": 1}],
 }
-
-Answer = dict[str, Any] | Callable[[httpx.Request], httpx.Response]
-
-
-class Api:
-    """Canned answers, one per request in order, and the requests the CLI sent."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        return answer(request) if callable(answer) else httpx.Response(200, json=answer)
-
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("DISPATCHER_API_URL", URL)
-    monkeypatch.setenv("DISPATCHER_API_TOKEN", "dsp_cli-token")
-    monkeypatch.setenv("DISPATCHER_STATE_DIR", str(tmp_path / "state"))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def run(monkeypatch: pytest.MonkeyPatch, api: Api, *args: str) -> Result:
-    """`dispatcher ARGS` with the CLI's client sending to `api` instead of the network."""
-    monkeypatch.setattr(cli_campaigns, "Client", functools.partial(Client, transport=httpx.MockTransport(api.handle)))
-    monkeypatch.setenv("COLUMNS", "150")
-    return CliRunner().invoke(main, list(args))
 
 
 def campaign_file(tmp_path: Path) -> Path:

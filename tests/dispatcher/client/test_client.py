@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -644,3 +645,83 @@ def test_methods_show_the_calls_signature_and_docs() -> None:
     assert inspect.iscoroutinefunction(aclient.campaigns.get)
     assert list(inspect.signature(aclient.groups.add_contacts).parameters) == ["group_id", "contact_ids", "contacts"]
     asyncio.run(aclient.aclose())
+
+
+# --- imports ----------------------------------------------------------------------------------------------
+
+IMPORT: dict[str, Any] = {
+    "id": "9",
+    "status": "queued",
+    "groupId": "5",
+    "format": "csv",
+    "rows": 0,
+    "errors": [],
+    "ignoredColumns": [],
+    "createdAt": NOW,
+}
+
+
+def test_import_file_streams_the_file_with_its_type_and_the_group(tmp_path: Path) -> None:
+    # Given a file larger than one piece of the upload
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_bytes(b"phone\n" + b"2250700000001\n" * 10_000)
+    ndjson_file = tmp_path / "contacts.jsonl"
+    ndjson_file.write_bytes(b'{"phone": "2250700000001"}\n')
+    rec = answer(202, IMPORT)
+    with rec.client() as client:
+        started = client.contacts.import_file(csv_file, group_id=5, country="CI")
+        client.contacts.import_file(ndjson_file, group_id="5")
+        client.contacts.import_file(csv_file, group_id="5", content_type="application/x-ndjson")
+    assert (started.id, started.status, started.group_id, started.is_final) == ("9", "queued", "5", False)
+    sent = rec.requests[0]
+    assert (sent.method, sent.url.path, dict(sent.url.params)) == (
+        "POST",
+        "/v1/contacts/imports",
+        {"groupId": "5", "country": "CI"},
+    )
+    assert sent.headers["Content-Type"] == "text/csv" and sent.content == csv_file.read_bytes()
+    assert "Content-Length" not in sent.headers  # sent in pieces, as it is read
+    assert [r.headers["Content-Type"] for r in rec.requests[1:]] == ["application/x-ndjson"] * 2
+
+
+def test_the_async_client_streams_the_same_upload_and_watches_the_import(tmp_path: Path) -> None:
+    file = tmp_path / "contacts.csv"
+    file.write_bytes(b"phone\n" + b"2250700000001\n" * 10_000)
+    states = iter(["running", "done"])
+    rec = Recorder(
+        lambda r: (
+            httpx.Response(202, json=IMPORT)
+            if r.method == "POST"
+            else httpx.Response(
+                200,
+                json={
+                    **IMPORT,
+                    "status": next(states),
+                    "rows": 1,
+                    "errors": [{"line": 2, "column": "phone", "reason": "bad"}],
+                },
+            )
+        )
+    )
+
+    async def main() -> list[str]:
+        async with rec.async_client() as client:
+            started = await client.contacts.import_file(file, group_id="5")
+            return [started.status or ""] + [
+                i.status or "" async for i in client.contacts.watch_import("9", interval=0)
+            ]
+
+    assert asyncio.run(main()) == ["queued", "running", "done"]
+    assert rec.requests[0].content == file.read_bytes()
+    assert [r.url.path for r in rec.requests[1:]] == ["/v1/contacts/imports/9"] * 2
+
+
+def test_watch_import_ends_with_the_final_import_and_its_errors() -> None:
+    states = iter(["queued", "failed"])
+    rec = Recorder(
+        lambda _: httpx.Response(200, json={**IMPORT, "status": next(states), "statusReason": "group deleted"})
+    )
+    with rec.client() as client:
+        seen = list(client.contacts.watch_import(9, interval=0))
+    assert [(i.status, i.is_final) for i in seen] == [("queued", False), ("failed", True)]
+    assert seen[-1].status_reason == "group deleted"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.content.phones import PhoneError, normalize
+from dispatcher.content.phones import PhoneError, normalize, region
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,27 @@ def test_unusable_numbers_are_refused(raw: object, reason: str) -> None:
 
 def test_a_fixed_line_is_accepted_when_sms_is_not_required() -> None:
     assert normalize("2252722220182", sms=False) == "+2252722220182"
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        pytest.param("0707123456", "CI", "+2250707123456", id="national-in-its-country"),
+        pytest.param("07 07 12 34 56", "CI", "+2250707123456", id="national-with-spaces"),
+        pytest.param("2250707123456", "CI", "+2250707123456", id="country-code-of-that-country"),
+        pytest.param("212600000000", "CI", "+212600000000", id="another-country-code"),
+        pytest.param("+2250707123456", "FR", "+2250707123456", id="plus-is-international"),
+        pytest.param("0612345678", "FR", "+33612345678", id="french-national"),
+    ],
+)
+def test_a_country_reads_national_numbers(raw: str, country: str, expected: str) -> None:
+    assert normalize(raw, country=country) == expected
+
+
+def test_a_number_valid_in_no_reading_names_the_country() -> None:
+    with pytest.raises(PhoneError, match="neither national in CI nor with a country code"):
+        normalize("0612345678", country="CI")
+
+
+def test_country_codes_are_the_phone_library_regions() -> None:
+    assert (region(" ci "), region("FR"), region("ZZ"), region("")) == ("CI", "FR", None, None)
