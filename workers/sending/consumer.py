@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -112,8 +111,6 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
         self._pool: ThreadPoolExecutor | None = None
         self._qos: QoS | None = None
         self._tick: Any = None
-        self._busy = 0  # batches handed to the threads and not ended yet
-        self._lock = threading.Lock()
         # Delayed messages (retries, deferrals): (due, arrival order, message, ref), earliest first.
         self._later: list[tuple[float, int, Message, SendRef]] = []
         self._order = itertools.count()
@@ -122,7 +119,7 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
         self._queues = self._take_over(c)
         if not self._queues:
             return
-        self._buffer, self._done, self._busy = [], deque(), 0
+        self._buffer, self._done = [], deque()
         threads = self.settings.send_batch_threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send-batch")
         self._later = []
@@ -210,16 +207,9 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
             self._flush()
 
     def _flush(self) -> None:
-        """Hand a batch to a free batch thread. While every thread is busy the buffer keeps filling (up to
-        the prefetch), so batches grow with the load instead of queueing as many small ones: what arrived
-        in `send_batch_wait_ms` is the smallest batch, not the usual one."""
-        if self._pool is None or self._busy >= self.settings.send_batch_threads:
-            return
-        batch, self._buffer = self._buffer[: self.size], self._buffer[self.size :]
-        self._buffer_since = time.monotonic() if self._buffer else self._buffer_since
-        with self._lock:
-            self._busy += 1
-        self._pool.submit(self._run, batch)
+        batch, self._buffer = self._buffer, []
+        if self._pool is not None:
+            self._pool.submit(self._run, batch)
 
     def _drain(self) -> None:
         while self._done:
@@ -232,13 +222,6 @@ class BatchSendConsumer(bootsteps.ConsumerStep):
     # A batch thread from here on.
 
     def _run(self, batch: list[tuple[Message, SendRef]]) -> None:
-        try:
-            self._send(batch)
-        finally:
-            with self._lock:
-                self._busy -= 1
-
-    def _send(self, batch: list[tuple[Message, SendRef]]) -> None:
         refs = [ref for _, ref in batch]
         channel = ""
         try:
