@@ -20,33 +20,7 @@ from typing import Any
 import redis
 
 from dispatcher import keys
-from dispatcher.campaigns import control
 from dispatcher.campaigns.control import Control
-
-# Returns {code, milliseconds}: 0 go now, 1 reserved (sleep ms then go), 2 too far (retry in ms, nothing
-# reserved), 3 sender paused by the provider (ms left), 4 campaign paused, 5 campaign cancelled.
-# ARGV[5], ARGV[6]: the flag's cancelled and paused values (`control.Control`).
-_SCRIPT = """
-local control = redis.call('GET', KEYS[3])
-if control == ARGV[5] then return {5, 0} end
-if control == ARGV[6] then return {4, 0} end
-local pause = redis.call('PTTL', KEYS[2])
-if pause > 0 then return {3, pause} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local interval = tonumber(ARGV[1])
-local tolerance = interval * tonumber(ARGV[2])
-local cost = interval * tonumber(ARGV[3])
-local max_wait = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + cost
-local wait = new_tat - tolerance - now
-if wait > max_wait then return {2, math.ceil(wait)} end
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-if wait <= 0 then return {0, 0} end
-return {1, math.ceil(wait)}
-"""
 
 # Only ever lengthens a pause: a short Retry-After must not cut a longer one another worker set.
 _PAUSE_SCRIPT = """
@@ -55,7 +29,9 @@ if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) 
 return 0
 """
 
-# A batch's messages of one sender, in one call: the same decisions, message by message in order.
+# A batch's messages of one sender, in one call, message by message in order (one message: a batch of one).
+# Codes: 0 go now, 1 reserved (sleep ms then go), 2 too far (retry in ms, nothing reserved), 3 sender
+# paused by the provider (ms left), 4 campaign paused, 5 campaign cancelled.
 # KEYS: TAT, sender pause, then the control flag of each distinct campaign of the batch.
 # ARGV: interval ms, burst, max wait ms, the flag's cancelled and paused values, then per message the
 # index of its campaign among the flags (1-based) and its cost. Returns code, ms per message.
@@ -119,17 +95,12 @@ class SenderLimiter:
     def __init__(self, client: redis.Redis, max_wait: float = 2.0) -> None:
         self.client = client
         self.max_wait_ms = int(max_wait * 1000)
-        self._acquire: Any = client.register_script(_SCRIPT)
         self._pause: Any = client.register_script(_PAUSE_SCRIPT)
         self._acquire_batch: Any = client.register_script(_BATCH_SCRIPT)
 
     def acquire(self, sender_id: int, campaign_id: int, rate: float, burst: int, cost: int = 1) -> Decision:
-        interval_ms = 1000.0 / rate
-        code, ms = self._acquire(
-            keys=[keys.sender_limiter(sender_id), keys.sender_pause(sender_id), keys.campaign_control(campaign_id)],
-            args=[interval_ms, max(1, burst), max(1, cost), self.max_wait_ms, Control.CANCELLED, Control.PAUSED],
-        )
-        return Decision(int(code), int(ms) / 1000.0)
+        """One message's decision: a batch of one."""
+        return self.acquire_batch(sender_id, rate, burst, [(campaign_id, cost)])[0]
 
     def acquire_batch(self, sender_id: int, rate: float, burst: int, asks: Sequence[tuple[int, int]]) -> list[Decision]:
         """One decision per `(campaign id, cost)` of a batch's messages of this sender, in order, in one
@@ -148,6 +119,3 @@ class SenderLimiter:
     def pause_sender(self, sender_id: int, seconds: float) -> bool:
         """Stop every worker from sending for this sender for `seconds` (the provider said so)."""
         return bool(self._pause(keys=[keys.sender_pause(sender_id)], args=[max(1, int(seconds * 1000))]))
-
-    def campaign_control(self, campaign_id: int) -> Control | None:
-        return control.flag(self.client, campaign_id)
